@@ -1,0 +1,240 @@
+"""Run configuration: defaults <- file <- command-line flags <- `--set` overrides, validated."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from etk_core.errors import ConfigError
+
+_NONE = type(None)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One configuration key: its type(s), default and a one-line help."""
+
+    type: type | tuple[type, ...]
+    default: Any
+    help: str = ""
+
+    @property
+    def types(self) -> tuple[type, ...]:
+        return self.type if isinstance(self.type, tuple) else (self.type,)
+
+
+#: Sections whose extra keys come from the chosen component's `options`.
+COMPONENT_SECTIONS = {"app": "apps", "algo": "algorithms", "model": "models", "strategy": "strategies"}
+
+CORE_SCHEMA: dict[str, Any] = {
+    "app": {"name": Option(str, "text_classify", "application (etk list apps)")},
+    "algo": {"name": Option(str, "finetune", "training algorithm (etk list algos)")},
+    "model": {"name": Option(str, "minilm-l6", "backbone name, preset or local Hugging Face folder")},
+    "strategy": {"name": Option(str, "single", "execution strategy (etk list strategies)")},
+    "data": {
+        "sources": Option(dict, {}, "role -> file, table URL or dataset name (set by --data role=...)"),
+        "text": Option((str, _NONE), None, "column holding the text (default: auto-detect)"),
+        "text_pair": Option((str, _NONE), None, "column holding the second text of a pair"),
+        "label": Option((str, _NONE), None, "column holding the label"),
+        "domain": Option((str, _NONE), None, "column holding the domain"),
+        "schema": Option((str, _NONE), None, "EasyTransfer-style schema, e.g. 'review:str:1,sentiment:str:1'"),
+        "on_error": Option(str, "error", "malformed rows: 'error' stops with the file and row, 'skip' counts them"),
+        "table": Option((str, _NONE), None, "table name for SQL sources"),
+        "max_rows": Option((int, _NONE), None, "read at most this many rows per source"),
+    },
+    "train": {
+        "epochs": Option((int, float), 3, "passes over the training data"),
+        "max_steps": Option((int, _NONE), None, "stop after this many optimiser steps"),
+        "batch_size": Option(int, 32, "examples per optimiser step and process (before accumulation)"),
+        "eval_batch_size": Option(int, 64, "examples per evaluation batch"),
+        "lr": Option(float, 5e-5, "peak learning rate"),
+        "weight_decay": Option(float, 0.01, "AdamW weight decay"),
+        "warmup_ratio": Option(float, 0.1, "fraction of steps with linear warm-up"),
+        "grad_accum": Option(int, 1, "gradient accumulation steps"),
+        "max_grad_norm": Option((float, _NONE), 1.0, "gradient clipping norm (null: off)"),
+        "max_length": Option(int, 128, "maximum tokens per example"),
+        "eval_every": Option(int, 0, "evaluate every N steps (0: once per epoch)"),
+        "checkpoint_every": Option(int, 0, "checkpoint every N steps (0: at each evaluation)"),
+        "early_stopping": Option(int, 0, "stop after N evaluations without improvement (0: off)"),
+        "precision": Option(str, "fp32", "fp32, bf16 or fp16 (fp16 needs CUDA)"),
+        "bucket": Option(bool, True, "length-bucketed batches with dynamic padding"),
+        "device": Option(str, "auto", "auto, cpu or cuda"),
+        "threads": Option((int, _NONE), None, "torch intra-op threads (null: all cores)"),
+    },
+    "output": Option((str, _NONE), None, "run folder (default: runs/<app>-<algo>-<time>)"),
+    "seed": Option(int, 42, "random seed"),
+}
+
+CHOICES = {("data", "on_error"): ("error", "skip"), ("train", "precision"): ("fp32", "bf16", "fp16"),
+           ("train", "device"): ("auto", "cpu", "cuda")}
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON config file into a nested dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; check the --config path")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f"{path}:{line + 1}" if line is not None else str(path)
+        raise ConfigError(f"{where}: cannot parse config: {str(exc).splitlines()[0]}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must hold a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `a.b.c = value` in a nested dict, creating sections."""
+    *parents, leaf = dotted.split(".")
+    node = target
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted}: {part!r} is a value, not a section")
+        node = child
+    node[leaf] = value
+
+
+def parse_assignment(text: str, flag: str = "--set") -> tuple[str, str]:
+    """Split `key=value` as given on the command line."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"{flag} {text!r}: expected KEY=VALUE, e.g. {flag} train.epochs=3")
+    return key.strip(), value
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge `override` onto a copy of `base` (mappings merge, the rest replaces)."""
+    result = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict) and key != "sources":
+            result[key] = merge(result[key], value)
+        elif key == "sources" and isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = {**result[key], **value}
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def _coerce(key: str, value: Any, option: Option) -> Any:
+    """Check (and for strings from the command line, convert) a value to the option's type."""
+    types = option.types
+    if isinstance(value, str) and str not in types:
+        text = value.strip()
+        if _NONE in types and text.lower() in ("null", "none", "~", ""):
+            return None
+        for kind in types:
+            try:
+                if kind is bool:
+                    lowered = text.lower()
+                    if lowered in ("true", "yes", "1", "on"):
+                        return True
+                    if lowered in ("false", "no", "0", "off"):
+                        return False
+                    continue
+                if kind is int:
+                    return int(text)
+                if kind is float:
+                    return float(text)
+                if kind in (dict, list):
+                    parsed = json.loads(text)
+                    if isinstance(parsed, kind):
+                        return parsed
+            except ValueError:
+                continue
+    elif isinstance(value, str) and value.strip().lower() in ("null", "none") and _NONE in types:
+        return None
+    if isinstance(value, bool) and bool not in types:
+        pass  # bool is an int subclass; do not accept it silently
+    elif isinstance(value, types):
+        return value
+    elif isinstance(value, int) and float in types:
+        return float(value)
+    names = " or ".join("null" if t is _NONE else t.__name__ for t in types)
+    raise ConfigError(f"config key {key!r}: expected {names}, got {value!r}")
+
+
+def _validate(raw: dict[str, Any], schema: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        if key not in schema:
+            valid = [f"{prefix}{name}" for name in schema]
+            close = difflib.get_close_matches(dotted, valid, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys here: {', '.join(valid)}"
+            raise ConfigError(f"unknown config key {dotted!r}{hint}")
+        entry = schema[key]
+        if isinstance(entry, dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {dotted!r} is a section; set its keys, e.g. {dotted}.{next(iter(entry))}")
+            out[key] = _validate(value, entry, f"{dotted}.")
+        else:
+            coerced = _coerce(dotted, value, entry)
+            allowed = CHOICES.get(tuple(dotted.split(".")))
+            if allowed and coerced not in allowed:
+                raise ConfigError(f"config key {dotted!r}: {coerced!r} is not one of {', '.join(allowed)}")
+            out[key] = coerced
+    return out
+
+
+def _defaults(schema: dict[str, Any]) -> dict[str, Any]:
+    return {key: _defaults(entry) if isinstance(entry, dict) else copy.deepcopy(entry.default)
+            for key, entry in schema.items()}
+
+
+def full_schema(raw: dict[str, Any]) -> dict[str, Any]:
+    """The core schema extended with the options of the components `raw` chooses."""
+    from etk_core.registry import get_component
+
+    schema = copy.deepcopy(CORE_SCHEMA)
+    for section, kind in COMPONENT_SECTIONS.items():
+        chosen = raw.get(section, {}).get("name") if isinstance(raw.get(section), dict) else None
+        name = chosen or schema[section]["name"].default
+        cls = get_component(kind, name)
+        schema[section].update(getattr(cls, "options", {}) or {})
+    return schema
+
+
+def resolve(file: str | Path | None = None, flags: dict[str, Any] | None = None,
+            sets: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Build the validated run config from its layers."""
+    raw: dict[str, Any] = load_file(file) if file else {}
+    for dotted, value in (flags or {}).items():
+        if value is not None:
+            layer: dict[str, Any] = {}
+            set_dotted(layer, dotted, value)
+            raw = merge(raw, layer)
+    for assignment in sets:
+        key, value = parse_assignment(assignment)
+        layer = {}
+        set_dotted(layer, key, value)
+        raw = merge(raw, layer)
+    # `--set app=x` is a short form of app.name=x
+    for section in COMPONENT_SECTIONS:
+        if isinstance(raw.get(section), str):
+            raw[section] = {"name": raw[section]}
+    schema = full_schema(raw)
+    return merge(_defaults(schema), _validate(raw, schema))
+
+
+def save(config: dict[str, Any], path: Path) -> None:
+    """Write the resolved config as YAML (enough to reproduce the run with --config)."""
+    import yaml
+
+    from etk_core.io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(config, sort_keys=False))

@@ -1,0 +1,170 @@
+"""The component interfaces plugins implement: Reader, Dataset, Backbone, App, Algorithm, Strategy, Exporter.
+
+Every component class carries `name` (unique within its kind), `description` (one line) and `options`
+(extra config keys of its section, as `etk_core.config.Option`s with defaults).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from etk_core.config import Option
+    from etk_core.run import Run
+
+#: One example as a dict with canonical keys (`text`, `text_pair`, `label`, `domain`, ...) and `_where`,
+#: the "file:line" it came from, for error messages.
+Record = dict[str, Any]
+
+
+class Component:
+    """Base of every registered component."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    options: ClassVar[dict[str, Option]] = {}
+
+
+@dataclass
+class RawRow:
+    """A row as read from a source, before column mapping; `error` is set when it could not be parsed."""
+
+    values: dict[str, Any] | None
+    where: str
+    error: str | None = None
+
+
+class Reader(Component, ABC):
+    """Reads rows lazily from one source (a file, a table) and reports malformed input with its location."""
+
+    #: File suffixes this reader handles, e.g. (".tsv",).
+    suffixes: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, source: str, options: dict[str, Any]) -> None:
+        self.source = source
+        self.options = options
+
+    @classmethod
+    def accepts(cls, source: str) -> bool:
+        """Whether this reader can read `source` (by default: by file suffix)."""
+        return source.lower().endswith(cls.suffixes) if cls.suffixes else False
+
+    @abstractmethod
+    def rows(self) -> Iterator[RawRow]:
+        """Yield every row in order, with its location."""
+
+
+class Dataset(Component, ABC):
+    """A named dataset that materialises its own records (synthetic, shared folder, packaged)."""
+
+    splits: ClassVar[tuple[str, ...]] = ("train", "dev")
+
+    @abstractmethod
+    def records(self, split: str) -> list[Record]:
+        """The records of one split, with canonical keys."""
+
+
+class Backbone(Component, ABC):
+    """A pre-trained (or preset, randomly initialised) encoder and its tokenizer."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options
+
+    @abstractmethod
+    def load(self) -> tuple[Any, Any]:
+        """Return `(encoder, tokenizer)`: a Hugging Face model giving `last_hidden_state`, and its tokenizer."""
+
+    @classmethod
+    def encoder_from_config(cls, config: Any) -> Any:
+        """Rebuild the encoder (weights uninitialised) from its saved config, for loading an artifact."""
+        from transformers import AutoModel
+
+        return AutoModel.from_config(config)
+
+
+class App(Component, ABC):
+    """A task: records to tensors, the head and loss, metrics, and user-facing predictions."""
+
+    #: Name of the dev metric that selects the best checkpoint (higher is better).
+    main_metric: ClassVar[str] = "accuracy"
+    #: Canonical record keys the app needs in training data.
+    required_columns: ClassVar[tuple[str, ...]] = ("text", "label")
+
+    def __init__(self, options: dict[str, Any], tokenizer: Any, max_length: int,
+                 labels: list[str] | None = None) -> None:
+        self.options = options
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.labels = labels
+
+    @abstractmethod
+    def fit_labels(self, records: list[Record]) -> None:
+        """Fix the label set from the training records."""
+
+    @abstractmethod
+    def encode(self, record: Record, with_label: bool = True) -> dict[str, Any]:
+        """Turn one record into features (token ids, label id); an unknown label is a DataError."""
+
+    def length(self, features: dict[str, Any]) -> int:
+        """Length used for bucketing (tokens)."""
+        return len(features["input_ids"])
+
+    @abstractmethod
+    def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Pad a list of features into a batch (dynamic padding to the longest)."""
+
+    @abstractmethod
+    def build_model(self, encoder: Any) -> torch.nn.Module:
+        """The task model around `encoder`: `forward(**batch)` returns a dict with `logits` (and `loss` with labels)."""
+
+    @abstractmethod
+    def metrics(self, outputs: dict[str, np.ndarray], features: list[dict[str, Any]]) -> dict[str, float]:
+        """Metrics from concatenated model outputs and the matching features (labels inside)."""
+
+    @abstractmethod
+    def postprocess(self, outputs: dict[str, np.ndarray], records: list[Record]) -> list[dict[str, Any]]:
+        """User-facing predictions, one dict per record."""
+
+    def state(self) -> dict[str, Any]:
+        """What the artifact must store to rebuild the app (labels, options)."""
+        return {"labels": self.labels, "options": self.options}
+
+
+class Strategy(Component, ABC):
+    """Where and how training runs (single process, data parallel, ...)."""
+
+    def __init__(self, options: dict[str, Any], train: dict[str, Any]) -> None:
+        self.options = options
+        self.train = train
+
+    @abstractmethod
+    def accelerator(self) -> Any:
+        """An `accelerate.Accelerator` set up for this strategy."""
+
+
+class Algorithm(Component, ABC):
+    """A training procedure over an app, a backbone and data in named roles."""
+
+    #: Data roles that must be given (`--data ROLE=...`).
+    roles: ClassVar[tuple[str, ...]] = ("train",)
+    #: Data roles that may be given.
+    optional_roles: ClassVar[tuple[str, ...]] = ("dev", "test")
+
+    @abstractmethod
+    def run(self, run: Run) -> dict[str, float]:
+        """Train; return the final metrics. The best model is saved through `run.save_artifact`."""
+
+
+class Exporter(Component, ABC):
+    """Turns a model artifact into a serving artifact."""
+
+    @abstractmethod
+    def export(self, artifact: Path, options: dict[str, Any]) -> Path:
+        """Write the export next to the artifact and return its path."""

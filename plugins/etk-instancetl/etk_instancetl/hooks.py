@@ -1,0 +1,5 @@
+"""etk hook implementations of etk-instancetl.
+
+Nothing is registered yet: the components of this plugin arrive with issue #5. The module is still an
+`etk` entry point, so the plugin installs, loads and shows in `etk plugins`.
+"""
