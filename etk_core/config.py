@@ -168,7 +168,8 @@ def _coerce(key: str, value: Any, option: Option) -> Any:
     raise ConfigError(f"config key {key!r}: expected {names}, got {value!r}")
 
 
-def _validate(raw: dict[str, Any], schema: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def validate(raw: dict[str, Any], schema: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Check keys and types of `raw` against `schema`; return the coerced values."""
     out: dict[str, Any] = {}
     for key, value in raw.items():
         dotted = f"{prefix}{key}"
@@ -181,7 +182,7 @@ def _validate(raw: dict[str, Any], schema: dict[str, Any], prefix: str = "") -> 
         if isinstance(entry, dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"config key {dotted!r} is a section; set its keys, e.g. {dotted}.{next(iter(entry))}")
-            out[key] = _validate(value, entry, f"{dotted}.")
+            out[key] = validate(value, entry, f"{dotted}.")
         else:
             coerced = _coerce(dotted, value, entry)
             allowed = CHOICES.get(tuple(dotted.split(".")))
@@ -199,12 +200,13 @@ def _defaults(schema: dict[str, Any]) -> dict[str, Any]:
 def full_schema(raw: dict[str, Any]) -> dict[str, Any]:
     """The core schema extended with the options of the components `raw` chooses."""
     from etk_core.registry import get_component
+    from etk_core.zoo import backbone_class
 
     schema = copy.deepcopy(CORE_SCHEMA)
     for section, kind in COMPONENT_SECTIONS.items():
         chosen = raw.get(section, {}).get("name") if isinstance(raw.get(section), dict) else None
         name = chosen or schema[section]["name"].default
-        cls = get_component(kind, name)
+        cls = backbone_class(name) if section == "model" else get_component(kind, name)
         schema[section].update(getattr(cls, "options", {}) or {})
     return schema
 
@@ -228,7 +230,7 @@ def resolve(file: str | Path | None = None, flags: dict[str, Any] | None = None,
         if isinstance(raw.get(section), str):
             raw[section] = {"name": raw[section]}
     schema = full_schema(raw)
-    return merge(_defaults(schema), _validate(raw, schema))
+    return merge(_defaults(schema), validate(raw, schema))
 
 
 def save(config: dict[str, Any], path: Path) -> None:

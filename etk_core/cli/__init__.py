@@ -1,0 +1,1 @@
+"""The `etk` command line."""

@@ -1,0 +1,75 @@
+"""`etk plugins` and `etk list`: what is installed and what it registers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from etk_core.cli.options import echo_json
+from etk_core.registry import KINDS
+
+
+def plugin_report() -> list[dict[str, Any]]:
+    """Each loaded (or failed) plugin with its version, hooks and registered component names."""
+    from etk_core.plugins import get_plugin_manager
+    from etk_core.registry import get_registry
+
+    manager = get_plugin_manager()
+    registered: dict[str, dict[str, list[str]]] = {}
+    for kind in KINDS:
+        for name, component in get_registry(kind).components.items():
+            registered.setdefault(component.plugin, {}).setdefault(kind, []).append(name)
+    return [{"name": info.name, "distribution": info.distribution, "version": info.version,
+             "status": "failed: " + info.failed if info.failed else "loaded",
+             "hooks": info.hooks, "registers": registered.get(info.name, {})}
+            for info in manager.infos.values()]
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def plugins(as_json: bool) -> None:
+    """List installed plugins, their versions and what each registers."""
+    report = plugin_report()
+    if as_json:
+        echo_json(report)
+        return
+    from rich.table import Table
+
+    from etk_core.console import stdout_console
+
+    table = Table(title="etk plugins")
+    for column in ("plugin", "distribution", "version", "status", "registers"):
+        table.add_column(column)
+    for row in report:
+        registers = "; ".join(f"{kind}: {', '.join(sorted(names))}" for kind, names in row["registers"].items())
+        table.add_row(row["name"], row["distribution"], row["version"], row["status"], registers or "-")
+    stdout_console().print(table)
+
+
+@click.command("list")
+@click.argument("kind")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def list_components(kind: str, as_json: bool) -> None:
+    """List components of KIND: apps, algos, models, readers, datasets, strategies, exporters."""
+    from etk_core.registry import get_registry
+
+    registry = get_registry(kind)
+    rows = [{"name": name, "plugin": component.plugin, "description": component.description}
+            for name, component in sorted(registry.components.items())]
+    if as_json:
+        echo_json(rows)
+        return
+    from rich.table import Table
+
+    from etk_core.console import stdout_console
+
+    table = Table(title=f"etk {registry.kind}")
+    for column in ("name", "plugin", "description"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], row["plugin"], row["description"])
+    stdout_console().print(table)
+
+
+COMMANDS = [plugins, list_components]

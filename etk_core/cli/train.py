@@ -1,0 +1,71 @@
+"""`etk train`: resolve the config, prepare the run, run the algorithm, report."""
+
+from __future__ import annotations
+
+import click
+
+from etk_core.cli.options import echo_json, parse_data
+
+
+@click.command("train")
+@click.option("--app", help="Application, e.g. text_classify (etk list apps).")
+@click.option("--algo", help="Algorithm, e.g. finetune (etk list algos).")
+@click.option("--model", help="Backbone name, size preset or local Hugging Face folder (etk list models).")
+@click.option("--data", "data", multiple=True, metavar="ROLE=SOURCE",
+              help="Data for a role: a file, a SQL URL or a dataset name (repeatable).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML or JSON run config.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config key (dotted).")
+@click.option("--strategy", help="Execution strategy (etk list strategies).")
+@click.option("--output", "-o", type=click.Path(file_okay=False), help="Run folder (default runs/<app>-<algo>-<time>).")
+@click.option("--resume", is_flag=True, help="Continue the run in --output from its last checkpoint.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final metrics as one JSON object.")
+def train(app: str | None, algo: str | None, model: str | None, data: tuple[str, ...], config_file: str | None,
+          sets: tuple[str, ...], strategy: str | None, output: str | None, resume: bool, as_json: bool) -> None:
+    """Train a model; writes a run folder with metrics, checkpoints and the model artifact."""
+    from etk_core import config as config_mod
+    from etk_core.errors import ConfigError
+    from etk_core.run import prepare, start
+
+    if resume and not output:
+        raise ConfigError("--resume needs --output RUN_FOLDER (the run to continue)")
+    flags = {"app.name": app, "algo.name": algo, "model.name": model, "strategy.name": strategy,
+             "output": output, "data.sources": parse_data(data) or None}
+    config = config_mod.resolve(config_file, flags, sets)
+    run = prepare(config, resume=resume)
+    start(run)
+    metrics = _run_with_progress(run)
+    if as_json:
+        echo_json({"run": str(run.dir), **metrics})
+    else:
+        _print_summary(run, metrics)
+
+
+def _run_with_progress(run) -> dict[str, float]:  # noqa: ANN001
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from etk_core.console import stderr_console
+
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:.1f} samples/s"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=stderr_console(), transient=False) as progress:
+        run.progress = progress
+        return run.algorithm.run(run)
+
+
+def _print_summary(run, metrics: dict[str, float]) -> None:  # noqa: ANN001
+    from rich.table import Table
+
+    from etk_core.console import stdout_console
+
+    table = Table(title=f"run {run.dir}", show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console = stdout_console()
+    console.print(table)
+    console.print(f"model artifact: {run.dir / 'model'}")
+
+
+COMMANDS = [train]

@@ -1,0 +1,140 @@
+"""A prepared training run: components resolved, data read and encoded, before any folder is written."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from etk_core import config as config_mod
+from etk_core.errors import ConfigError, EtkError
+from etk_core.interfaces import Algorithm, App, Record, Strategy
+from etk_core.registry import get_component
+
+logger = logging.getLogger("etk.run")
+
+
+def default_output(config: dict[str, Any]) -> Path:
+    """runs/<app>-<algo>-<time> in the working directory."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{config['app']['name']}-{config['algo']['name']}-{stamp}"
+
+
+@dataclass
+class Run:
+    """Everything an Algorithm needs: config, app, encoder, data by role, strategy and the run folder."""
+
+    config: dict[str, Any]
+    dir: Path
+    app: App
+    encoder: Any
+    tokenizer: Any
+    algorithm: Algorithm
+    strategy: Strategy
+    records: dict[str, list[Record]]
+    resume: bool = False
+    progress: Any = None
+    _features: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def features(self, role: str) -> list[dict[str, Any]]:
+        """Encoded features of a data role (cached)."""
+        if role not in self._features:
+            self._features[role] = [self.app.encode(record) for record in self.records[role]]
+        return self._features[role]
+
+    def build_model(self) -> Any:
+        """The app's task model around the backbone's encoder."""
+        return self.app.build_model(self.encoder)
+
+    def fit(self, model: Any, train: str = "train", dev: str | None = "dev", save_best: bool = True) -> Any:
+        """Train `model` with the core loop on role `train`, selecting by role `dev`; returns a LoopResult."""
+        from etk_core.training.loop import TrainingLoop
+
+        on_best = (lambda best_model, metrics: self.save_artifact(best_model, metrics)) if save_best else None
+        loop = TrainingLoop(model=model, app=self.app, train=self.features(train),
+                            dev=self.features(dev) if dev and dev in self.records else None,
+                            config=self.config, accelerator=self.strategy.accelerator(), run_dir=self.dir,
+                            on_best=on_best, progress=self.progress, resume=self.resume)
+        return loop.fit()
+
+    def evaluate(self, model: Any, role: str) -> dict[str, float]:
+        """Metrics of `model` on a data role."""
+        from etk_core.predict import evaluate_features
+
+        return evaluate_features(model, self.app, self.features(role), self.config["train"]["eval_batch_size"])
+
+    def save_artifact(self, model: Any, metrics: dict[str, float]) -> Path:
+        """Write (or replace) the model artifact of this run."""
+        from etk_core.artifact import ARTIFACT_DIR, save_artifact
+
+        return save_artifact(self.dir / ARTIFACT_DIR, model=model, app=self.app, tokenizer=self.tokenizer,
+                             config=self.config, metrics=metrics)
+
+
+def prepare(config: dict[str, Any], resume: bool = False) -> Run:
+    """Resolve components, read and encode all data, load the backbone. Writes nothing."""
+    import torch
+    from transformers import set_seed
+
+    from etk_core.data.load import load_records
+    from etk_core.zoo import load_backbone
+
+    algorithm_cls = get_component("algorithms", config["algo"]["name"])
+    app_cls = get_component("apps", config["app"]["name"])
+    strategy_cls = get_component("strategies", config["strategy"]["name"])
+    sources = config["data"]["sources"]
+    missing = [role for role in algorithm_cls.roles if role not in sources]
+    if missing:
+        known = ", ".join(algorithm_cls.roles + algorithm_cls.optional_roles)
+        raise ConfigError(f"algorithm {algorithm_cls.name!r} needs --data {missing[0]}=PATH (its roles: {known})")
+    unknown = [role for role in sources if role not in algorithm_cls.roles + algorithm_cls.optional_roles]
+    if unknown:
+        known = ", ".join(algorithm_cls.roles + algorithm_cls.optional_roles)
+        raise ConfigError(f"algorithm {algorithm_cls.name!r} takes no data role {unknown[0]!r}; its roles: {known}")
+    if config["train"]["threads"]:
+        torch.set_num_threads(config["train"]["threads"])
+    set_seed(config["seed"])
+    records = {role: load_records(str(spec), config["data"], required=app_cls.required_columns)
+               for role, spec in sources.items()}
+    encoder, tokenizer = load_backbone(config["model"])
+    app = app_cls(config["app"], tokenizer, config["train"]["max_length"])
+    app.fit_labels(records[algorithm_cls.roles[0]])
+    algorithm = algorithm_cls()
+    strategy = strategy_cls(config["strategy"], config["train"])
+    run = Run(config=config, dir=Path(config["output"] or default_output(config)), app=app, encoder=encoder,
+              tokenizer=tokenizer, algorithm=algorithm, strategy=strategy, records=records, resume=resume)
+    for role in records:  # encode now: an unknown label or bad row fails before the run folder exists
+        run.features(role)
+    return run
+
+
+def start(run: Run) -> None:
+    """Create the run folder (or check it on resume) and save the resolved config."""
+    import yaml
+
+    path = run.dir / "config.yaml"
+    if run.resume:
+        if not path.is_file():
+            raise EtkError(f"{run.dir}: nothing to resume (no config.yaml); start it without --resume")
+        saved = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if saved != run.config:
+            differing = sorted(_diff_keys(saved, run.config))
+            raise ConfigError(f"{run.dir}: resumed with a different config ({', '.join(differing[:3])}); "
+                              f"re-run with the original arguments or `--config {path}`")
+        return
+    if run.dir.exists() and any(run.dir.iterdir()):
+        raise EtkError(f"run folder {run.dir} already exists and is not empty; pass --resume to continue it "
+                       f"or choose another --output")
+    run.dir.mkdir(parents=True, exist_ok=True)
+    config_mod.save(run.config, path)
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> set[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys: set[str] = set()
+        for key in set(a) | set(b):
+            keys |= _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")
+        return keys
+    return set() if a == b else {prefix.rstrip(".")}

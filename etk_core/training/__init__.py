@@ -1,0 +1,1 @@
+"""The core training loop and what it needs: batching, checkpoints, evaluation."""
