@@ -101,14 +101,14 @@ class TrainingLoop:
         self.model, optimizer = acc.prepare(self.model, optimizer)
         # `epoch`/`batch` is the position of the next batch to train on: resuming starts exactly there.
         state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best": None, "best_step": None,
-                                 "bad_evals": 0, "last": None, "samples": 0, "train_seconds": 0.0}
+                                 "bad_evals": 0, "last": None, "samples": 0, "train_seconds": 0.0,
+                                 "loss_sum": 0.0, "loss_count": 0}
         ckpt_dir = self.run_dir / "checkpoints" if self.run_dir else None
         if self.resume and ckpt_dir and (found := latest_checkpoint(ckpt_dir)):
             state = load_checkpoint(found, acc.unwrap_model(self.model), optimizer, scheduler)
             self._truncate_log(state["step"])
         self.state, self._optimizer, self._scheduler = state, optimizer, scheduler
         self._history: list[dict[str, Any]] = []
-        self._loss_sum, self._loss_count = 0.0, 0
         eval_every = cfg["eval_every"]
         ckpt_every = cfg["checkpoint_every"]
         task = (self.progress.add_task("train", total=total, completed=state["step"], loss=float("nan"), rate=0.0)
@@ -124,8 +124,8 @@ class TrainingLoop:
                 with acc.autocast():
                     loss = self.model(**move_to(batch, acc.device))["loss"]
                 acc.backward(loss / cfg["grad_accum"])
-                self._loss_sum += float(loss.detach())
-                self._loss_count += 1
+                state["loss_sum"] += float(loss.detach())
+                state["loss_count"] += 1
                 state["samples"] += len(batches[index])
                 accum += 1
                 last_of_epoch = index + 1 == len(batches)
@@ -145,7 +145,7 @@ class TrainingLoop:
                 else:
                     state["batch"] = index + 1
                 if task is not None:
-                    self.progress.update(task, advance=1, loss=self._loss_sum / max(1, self._loss_count),
+                    self.progress.update(task, advance=1, loss=state["loss_sum"] / max(1, state["loss_count"]),
                                          rate=state["samples"] / max(state["train_seconds"], 1e-9))
                 evaluated = False
                 if (eval_every and state["step"] % eval_every == 0) or (not eval_every and last_of_epoch):
@@ -177,9 +177,9 @@ class TrainingLoop:
         record: dict[str, Any] = {
             "step": state["step"],
             "epoch": round(state["epoch"] + state["batch"] / max(1, batches_per_epoch), 4),
-            "train_loss": self._loss_sum / max(1, self._loss_count),
+            "train_loss": state["loss_sum"] / max(1, state["loss_count"]),
         }
-        self._loss_sum, self._loss_count = 0.0, 0
+        state["loss_sum"], state["loss_count"] = 0.0, 0
         if self.dev:
             metrics = self.evaluate()
             record.update({"split": "dev", **metrics})

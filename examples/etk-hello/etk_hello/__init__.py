@@ -1,0 +1,43 @@
+"""An example etk plugin, written as a third party would: one reader and one command.
+
+Install it with `pip install -e examples/etk-hello`; it then shows in `etk plugins`, `etk list readers`
+reads `*.lines` files (one text per line), and `etk hello` greets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+from etk_core.hookspecs import hookimpl
+from etk_core.interfaces import RawRow, Reader
+
+
+class LinesReader(Reader):
+    """One text per line (no labels): for `etk predict --input notes.lines`."""
+
+    name = "lines"
+    description = "plain text, one example per line (*.lines)"
+    suffixes = (".lines",)
+
+    def rows(self) -> Iterator[RawRow]:
+        with open(self.source, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    yield RawRow({"text": line.rstrip("\n")}, f"{self.source}:{number}")
+
+
+@hookimpl
+def etk_register_readers() -> list[type[Any]]:
+    return [LinesReader]
+
+
+@hookimpl
+def etk_register_commands(cli: click.Group) -> None:
+    @cli.command("hello")
+    @click.argument("name", default="world")
+    def hello(name: str) -> None:
+        """Say hello (an example plugin command)."""
+        click.echo(f"hello, {name}")
