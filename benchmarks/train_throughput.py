@@ -41,12 +41,17 @@ def run_etk(spec: str, steps: int, batch: int, max_length: int, workdir: Path) -
 
 
 def run_trainer(spec: str, steps: int, batch: int, max_length: int, workdir: Path) -> float:
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
-                              Trainer, TrainingArguments)
+    from etk_zoo.minilm import minilm_folder
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
 
     from etk_core.config import resolve
     from etk_core.data.load import load_records
-    from etk_zoo.minilm import minilm_folder
 
     folder = minilm_folder()
     records = load_records(spec, resolve()["data"], required=("text", "label"))

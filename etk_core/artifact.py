@@ -24,6 +24,7 @@ def save_artifact(folder: Path, *, model: Any, app: Any, tokenizer: Any, config:
     from safetensors.torch import save_file
 
     from etk_core import __version__
+    from etk_core.zoo import backbone_class
 
     folder = Path(folder)
     tmp = folder.with_name(f".{folder.name}.tmp")
@@ -39,6 +40,7 @@ def save_artifact(folder: Path, *, model: Any, app: Any, tokenizer: Any, config:
         "app": config["app"],
         "app_state": app.state(),
         "model": config["model"],
+        "backbone": backbone_class(config["model"]["name"]).name,
         "algo": config["algo"]["name"],
         "max_length": config["train"]["max_length"],
         "metrics": metrics,
@@ -82,8 +84,6 @@ def load_artifact(path: str | Path) -> LoadedArtifact:
     from transformers import AutoConfig, AutoTokenizer
 
     from etk_core.registry import get_component
-    from etk_core.zoo import backbone_class
-
     folder = find_artifact(path)
     meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
     if meta.get("format_version") != FORMAT_VERSION:
@@ -94,7 +94,7 @@ def load_artifact(path: str | Path) -> LoadedArtifact:
     state = meta["app_state"]
     app = app_cls(state.get("options", meta["app"]), tokenizer, meta["max_length"], labels=state.get("labels"))
     encoder_config = AutoConfig.from_pretrained(folder / ENCODER_DIR)
-    encoder = backbone_class(meta["model"]["name"]).encoder_from_config(encoder_config)
+    encoder = get_component("models", meta["backbone"]).encoder_from_config(encoder_config)
     model = app.build_model(encoder)
     model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
     model.eval()

@@ -181,7 +181,8 @@ def validate(raw: dict[str, Any], schema: dict[str, Any], prefix: str = "") -> d
         entry = schema[key]
         if isinstance(entry, dict):
             if not isinstance(value, dict):
-                raise ConfigError(f"config key {dotted!r} is a section; set its keys, e.g. {dotted}.{next(iter(entry))}")
+                example = f"{dotted}.{next(iter(entry))}"
+                raise ConfigError(f"config key {dotted!r} is a section; set its keys, e.g. {example}")
             out[key] = validate(value, entry, f"{dotted}.")
         else:
             coerced = _coerce(dotted, value, entry)

@@ -81,7 +81,8 @@ class Registry:
         installed = ", ".join(self.names()) or "none"
         package = FIRST_PARTY.get(self.kind, {}).get(name)
         if package:
-            message = f"{singular} {name!r} is provided by {package}, which is not installed; run: pip install {package}"
+            message = (f"{singular} {name!r} is provided by {package}, which is not installed; "
+                       f"run: pip install {package}")
         else:
             close = difflib.get_close_matches(name, self.names(), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from etk_core.config import CORE_SCHEMA, validate, merge, parse_assignment, set_dotted
+from etk_core.config import CORE_SCHEMA, merge, parse_assignment, set_dotted, validate
 from etk_core.errors import ConfigError
 
 

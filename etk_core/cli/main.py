@@ -44,7 +44,8 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     """etk: transfer learning for NLP. Train, evaluate, predict and list plugins."""
     ctx.ensure_object(dict)
     ctx.obj["verbose"] = verbose
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    level = logging.DEBUG if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if not verbose:
         import os
         import warnings

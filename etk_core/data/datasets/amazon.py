@@ -52,7 +52,7 @@ def parse_reviews(path: Path, label: str, domain: str) -> list[Record]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def domain_splits(domain: str, folder: str) -> dict[str, list[Record]]:
     """train/dev/all of one domain (cached per process)."""
     records = [record for label in ("positive", "negative")

@@ -68,8 +68,8 @@ class SqlReader(Reader):
         url, shown = self._url()
         try:
             engine = create_engine(url)
-        except ImportError as exc:
-            message = f"{shown}: the database driver is not installed ({exc}); pip install the driver"
+        except (ImportError, SQLAlchemyError) as exc:
+            message = f"{shown}: cannot load the database driver ({exc}); pip install the driver for this URL"
             raise DataError(message) from None
         try:
             with engine.connect() as connection:
