@@ -32,6 +32,7 @@ def _write(path: Path, text: str) -> str:
     ("premise\thypothesis\tgold_label\tgenre", {"text": "a", "text_pair": "b", "label": "c", "domain": "d"}),
     ("Review_Text\tSentiment", {"text": "a", "label": "b"}),
     ("text_a\ttext_b\tlabel", {"text": "a", "text_pair": "b", "label": "c"}),
+    ("question\tcontext", {"text": "a", "text_pair": "b"}),
 ])
 def test_aliases(tmp_path: Path, header: str, expected: dict):
     values = "\t".join("abcd"[: len(header.split("\t"))])

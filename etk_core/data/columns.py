@@ -26,7 +26,7 @@ CANONICAL = ("text", "text_pair", "label", "domain")
 ALIASES: dict[str, tuple[str, ...]] = {
     "text": ("text", "sentence", "sentence1", "question1", "text_a", "review", "review_text", "content",
              "premise", "query", "question"),
-    "text_pair": ("text_pair", "sentence2", "question2", "hypothesis", "text_b"),
+    "text_pair": ("text_pair", "sentence2", "question2", "hypothesis", "text_b", "context", "passage"),
     "label": ("label", "labels", "gold_label", "sentiment", "is_duplicate", "class", "y"),
     "domain": ("domain", "genre"),
 }
