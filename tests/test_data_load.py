@@ -46,7 +46,8 @@ def test_aliases(tmp_path: Path, header: str, expected: dict):
 def test_explicit_mapping_wins_and_keeps_original_columns(tmp_path: Path):
     path = _write(tmp_path / "a.csv", "text,body,stars\nignored,real text,5\n")
     record = load_records(path, {"text": "body", "label": "stars"}, required=("text", "label"))[0]
-    assert record == {"text": "real text", "body": "real text", "stars": "5", "label": "5", "_where": f"{path}:2"}
+    assert record == {"text": "real text", "body": "real text", "stars": "5", "label": "5", "_where": f"{path}:2",
+                      "_columns": ["text", "body", "stars"]}
 
 
 def test_label_values_become_strings(tmp_path: Path):

@@ -67,6 +67,7 @@ class ColumnMap:
                 raise MalformedRow(f"missing column {column!r}")
             record[key] = _normalise(key, record[column])
         record["_where"] = where
+        record["_columns"] = list(values)  # the row's own columns, for output that echoes the input
         return record
 
 
