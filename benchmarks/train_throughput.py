@@ -61,7 +61,7 @@ def run_trainer(spec: str, steps: int, batch: int, max_length: int, workdir: Pat
                  "labels": labels.index(record["label"])} for record in records]
     model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=len(labels))
     args = TrainingArguments(output_dir=str(workdir / "trainer"), per_device_train_batch_size=batch,
-                             max_steps=steps, learning_rate=5e-5, warmup_ratio=0.1, weight_decay=0.01,
+                             max_steps=steps, learning_rate=5e-5, warmup_steps=max(1, steps // 10), weight_decay=0.01,
                              save_strategy="no", logging_strategy="no", report_to=[], use_cpu=True,
                              seed=42, remove_unused_columns=False, dataloader_num_workers=0)
     trainer = Trainer(model=model, args=args, train_dataset=examples,

@@ -12,7 +12,7 @@ from etk_core.registry import KINDS
 
 def plugin_report() -> list[dict[str, Any]]:
     """Each loaded (or failed) plugin with its version, hooks and registered component names."""
-    from etk_core.plugins import get_plugin_manager
+    from etk_core.plugins import CORE_PLUGIN_NAME, get_plugin_manager
     from etk_core.registry import get_registry
 
     manager = get_plugin_manager()
@@ -23,7 +23,7 @@ def plugin_report() -> list[dict[str, Any]]:
     return [{"name": info.name, "distribution": info.distribution, "version": info.version,
              "status": "failed: " + info.failed if info.failed else "loaded",
              "hooks": info.hooks, "registers": registered.get(info.name, {})}
-            for info in manager.infos.values()]
+            for info in sorted(manager.infos.values(), key=lambda info: (info.name != CORE_PLUGIN_NAME, info.name))]
 
 
 @click.command("plugins")
