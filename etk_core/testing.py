@@ -25,6 +25,17 @@ def run_cli(args: Sequence[str], env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
 
 
+def assert_plugin_loads(entry_point: str, distribution: str) -> None:
+    """The installed entry point `entry_point` of `distribution` is discovered and loads without error."""
+    from etk_core.plugins import get_plugin_manager, reset_plugin_manager
+
+    reset_plugin_manager()
+    infos = get_plugin_manager().infos
+    assert entry_point in infos, f"{entry_point!r} not among discovered plugins {sorted(infos)}"
+    assert infos[entry_point].distribution == distribution
+    assert infos[entry_point].failed is None, infos[entry_point].failed
+
+
 def toy_classification_records(count: int = 64, seed: int = 0) -> list[dict[str, Any]]:
     """Separable two-class records: texts of 'good' words vs 'bad' words with filler."""
     rng = random.Random(seed)

@@ -12,18 +12,12 @@ import pytest
 from etk_core.data.datasets import BUILTIN_DATASETS, packaged, shared_datasets_dir, vader
 from etk_core.data.load import load_records
 from etk_core.errors import DataError
-from etk_core.plugins import reset_plugin_manager
 
 needs_shared = pytest.mark.skipif(shared_datasets_dir() is None,
                                   reason="shared/datasets folder not found; set ETK_DATASETS_DIR")
 
 
-@pytest.fixture(autouse=True)
-def builtins_only(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("ETK_LOAD_PLUGINS", "")
-    reset_plugin_manager()
-    yield
-    reset_plugin_manager()
+pytestmark = pytest.mark.usefixtures("builtins_only")
 
 
 def _load(spec: str) -> list[dict]:

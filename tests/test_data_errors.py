@@ -9,15 +9,8 @@ import pytest
 
 from etk_core.data.load import load_records
 from etk_core.errors import DataError
-from etk_core.plugins import reset_plugin_manager
 
-
-@pytest.fixture(autouse=True)
-def builtins_only(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("ETK_LOAD_PLUGINS", "")
-    reset_plugin_manager()
-    yield
-    reset_plugin_manager()
+pytestmark = pytest.mark.usefixtures("builtins_only")
 
 
 def _parquet(path: Path) -> None:

@@ -84,10 +84,12 @@ def test_existing_run_folder_is_refused(trained):
 
 def test_resume_of_a_finished_run_changes_nothing(trained):
     out, metrics = trained
+    log = (out / "metrics.jsonl").read_text()
     result = run_cli(["train", *TINY, "--output", str(out), "--resume", "--json"])
     assert result.exit_code == 0, result.output
     again = json.loads(result.stdout.strip().splitlines()[-1])
     assert again["dev_accuracy"] == metrics["dev_accuracy"]
+    assert (out / "metrics.jsonl").read_text() == log
 
 
 def test_resume_with_other_arguments_is_refused(trained):

@@ -104,8 +104,9 @@ class TrainingLoop:
                                  "bad_evals": 0, "last": None, "samples": 0, "train_seconds": 0.0,
                                  "loss_sum": 0.0, "loss_count": 0}
         ckpt_dir = self.run_dir / "checkpoints" if self.run_dir else None
-        if self.resume and ckpt_dir and (found := latest_checkpoint(ckpt_dir)):
-            state = load_checkpoint(found, acc.unwrap_model(self.model), optimizer, scheduler)
+        if self.resume and ckpt_dir:
+            if found := latest_checkpoint(ckpt_dir):
+                state = load_checkpoint(found, acc.unwrap_model(self.model), optimizer, scheduler)
             self._truncate_log(state["step"])
         self.state, self._optimizer, self._scheduler = state, optimizer, scheduler
         self._history: list[dict[str, Any]] = []
@@ -114,7 +115,7 @@ class TrainingLoop:
         task = (self.progress.add_task("train", total=total, completed=state["step"], loss=float("nan"), rate=0.0)
                 if self.progress is not None else None)
         self.model.train()
-        stop = state["step"] >= total
+        stop = finished_before = state["step"] >= total
         while not stop:
             batches = self._epoch_batches(state["epoch"])
             accum = 0
@@ -158,11 +159,17 @@ class TrainingLoop:
                     break
                 if (ckpt_every and state["step"] % ckpt_every == 0) or (not ckpt_every and evaluated):
                     self._checkpoint(ckpt_dir)
+        if finished_before:  # resuming a finished run changes nothing
+            return self._result()
         if not self._history or self._history[-1]["step"] != state["step"]:
             self._evaluate_and_log(len(self._epoch_batches(0)))
         self._checkpoint(ckpt_dir)
         if not self.dev and self.on_best and acc.is_main_process:
             self.on_best(acc.unwrap_model(self.model), {})
+        return self._result()
+
+    def _result(self) -> LoopResult:
+        state = self.state
         return LoopResult(steps=state["step"], best_metrics=state["best"], last_metrics=state["last"],
                           samples_per_s=state["samples"] / max(state["train_seconds"], 1e-9),
                           history=self._history)
