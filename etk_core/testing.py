@@ -129,7 +129,7 @@ class AppContract(ComponentContract):
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
         from etk_core.training.evaluation import predict_outputs
 
