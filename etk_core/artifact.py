@@ -69,21 +69,21 @@ def find_artifact(path: str | Path) -> Path:
 
 @dataclass
 class LoadedArtifact:
-    """An artifact loaded for inference."""
+    """An artifact loaded for inference (`model` is None when only the app was loaded)."""
 
     path: Path
     meta: dict[str, Any]
     app: Any
-    model: Any
     tokenizer: Any
+    model: Any = None
 
 
-def load_artifact(path: str | Path) -> LoadedArtifact:
-    """Rebuild app, tokenizer and model from an artifact folder (or a run folder)."""
-    from safetensors.torch import load_file
-    from transformers import AutoConfig, AutoTokenizer
+def load_app(path: str | Path) -> LoadedArtifact:
+    """The artifact's metadata, tokenizer and app (no model weights): enough to pre- and post-process."""
+    from transformers import AutoTokenizer
 
     from etk_core.registry import get_component
+
     folder = find_artifact(path)
     meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
     if meta.get("format_version") != FORMAT_VERSION:
@@ -93,9 +93,21 @@ def load_artifact(path: str | Path) -> LoadedArtifact:
     tokenizer = AutoTokenizer.from_pretrained(folder / ENCODER_DIR)
     state = meta["app_state"]
     app = app_cls(state.get("options", meta["app"]), tokenizer, meta["max_length"], labels=state.get("labels"))
-    encoder_config = AutoConfig.from_pretrained(folder / ENCODER_DIR)
-    encoder = get_component("models", meta["backbone"]).encoder_from_config(encoder_config)
-    model = app.build_model(encoder)
-    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    return LoadedArtifact(folder, meta, app, tokenizer)
+
+
+def load_artifact(path: str | Path) -> LoadedArtifact:
+    """Rebuild app, tokenizer and the PyTorch model from an artifact folder (or a run folder)."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig
+
+    from etk_core.registry import get_component
+
+    loaded = load_app(path)
+    encoder_config = AutoConfig.from_pretrained(loaded.path / ENCODER_DIR)
+    encoder = get_component("models", loaded.meta["backbone"]).encoder_from_config(encoder_config)
+    model = loaded.app.build_model(encoder)
+    model.load_state_dict(load_file(str(loaded.path / WEIGHTS_FILE)))
     model.eval()
-    return LoadedArtifact(folder, meta, app, model, tokenizer)
+    loaded.model = model
+    return loaded

@@ -1,0 +1,53 @@
+"""Running an exported artifact with ONNX Runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from etk_core.errors import ArtifactError
+
+ONNX_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+EXPORT_META = "onnx.json"
+
+
+def has_export(folder: Path, variant: str = "fp32") -> bool:
+    """Whether the artifact folder holds an exported graph of `variant`."""
+    return (Path(folder) / ONNX_FILES[variant]).is_file() and (Path(folder) / EXPORT_META).is_file()
+
+
+def export_meta(folder: Path) -> dict[str, Any]:
+    """The export record (`onnx.json`): inputs, outputs, opset, checks."""
+    return json.loads((Path(folder) / EXPORT_META).read_text(encoding="utf-8"))
+
+
+class OnnxRunner:
+    """One ONNX Runtime session over an exported artifact; `run(batch)` takes a collated batch."""
+
+    def __init__(self, folder: Path, variant: str = "fp32", threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        folder = Path(folder)
+        if not has_export(folder, variant):
+            hint = " --quantize int8" if variant == "int8" else ""
+            raise ArtifactError(f"{folder} has no {ONNX_FILES[variant]}; run `etk export {folder}{hint}` first")
+        self.meta = export_meta(folder)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or int(os.environ.get("ETK_ORT_THREADS", "0"))
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(folder / ONNX_FILES[variant]), options,
+                                            providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Outputs (numpy) of one batch whose values are tensors or arrays keyed by input name."""
+        import numpy as np
+
+        feed = {}
+        for name in self.input_names:
+            value = batch[name]
+            feed[name] = np.asarray(value.numpy() if hasattr(value, "numpy") else value, dtype=np.int64)
+        return dict(zip(self.output_names, self.session.run(self.output_names, feed)))
