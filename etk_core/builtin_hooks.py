@@ -33,3 +33,10 @@ def etk_register_strategies() -> list[type[Any]]:
     from etk_core.strategies import SingleProcess
 
     return [SingleProcess]
+
+
+@hookimpl
+def etk_register_exporters() -> list[type[Any]]:
+    from etk_core.export.onnx_export import OnnxExporter
+
+    return [OnnxExporter]

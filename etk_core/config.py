@@ -66,6 +66,7 @@ CORE_SCHEMA: dict[str, Any] = {
         "threads": Option((int, _NONE), None, "torch intra-op threads (null: all cores)"),
     },
     "output": Option((str, _NONE), None, "run folder (default: runs/<app>-<algo>-<time>)"),
+    "export": Option(bool, True, "export the best model to ONNX at the end of training"),
     "seed": Option(int, 42, "random seed"),
 }
 

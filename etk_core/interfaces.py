@@ -136,6 +136,15 @@ class App(Component, ABC):
         """What the artifact must store to rebuild the app (labels, options)."""
         return {"labels": self.labels, "options": self.options}
 
+    #: Names of the model outputs that the exported graph returns (post-processing reads them).
+    export_outputs: ClassVar[tuple[str, ...]] = ("logits",)
+
+    def export_samples(self) -> list[Record]:
+        """Records of varied lengths used to trace the export and check it against PyTorch."""
+        words = "the quick brown fox jumps over the lazy dog while it rains".split()
+        return [{"text": " ".join(words[: 2 + (5 * i) % len(words)] * (1 + i)), "_where": f"sample {i + 1}"}
+                for i in range(6)]
+
 
 class Strategy(Component, ABC):
     """Where and how training runs (single process, data parallel, ...)."""

@@ -43,15 +43,17 @@ def render(records: list[dict[str, Any]], predictions: list[dict[str, Any]], fmt
               help="Output format (default: from the --output suffix, else jsonl).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Data options, e.g. data.text=review.")
 @click.option("--batch-size", default=64, show_default=True, help="Examples per batch.")
+@click.option("--backend", type=click.Choice(["auto", "torch", "onnx", "onnx-int8"]), default="auto",
+              show_default=True, help="auto: ONNX Runtime when the artifact is exported, else PyTorch.")
 def predict(artifact: str, input_spec: str, output: str, fmt: str | None, sets: tuple[str, ...],
-            batch_size: int) -> None:
+            batch_size: int, backend: str) -> None:
     """Predict with RUN_OR_ARTIFACT for each input row; one output row per input row."""
     from etk_core.cli.data_options import data_options
     from etk_core.data.load import load_records
     from etk_core.predict import Predictor
 
     fmt = fmt or ("tsv" if output.endswith((".tsv", ".txt")) else "jsonl")
-    predictor = Predictor(artifact, batch_size=batch_size)
+    predictor = Predictor(artifact, batch_size=batch_size, backend=backend)
     records = load_records(input_spec, data_options(sets), required=("text",))
     predictions = predictor.predict(records)
     atomic_write_text(Path(output), render(records, predictions, fmt))

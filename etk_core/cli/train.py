@@ -18,9 +18,12 @@ from etk_core.cli.options import echo_json, parse_data
 @click.option("--strategy", help="Execution strategy (etk list strategies).")
 @click.option("--output", "-o", type=click.Path(file_okay=False), help="Run folder (default runs/<app>-<algo>-<time>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --output from its last checkpoint.")
+@click.option("--no-export", "no_export", is_flag=True, default=None,
+              help="Do not export the best model to ONNX at the end (same as --set export=false).")
 @click.option("--json", "as_json", is_flag=True, help="Print the final metrics as one JSON object.")
 def train(app: str | None, algo: str | None, model: str | None, data: tuple[str, ...], config_file: str | None,
-          sets: tuple[str, ...], strategy: str | None, output: str | None, resume: bool, as_json: bool) -> None:
+          sets: tuple[str, ...], strategy: str | None, output: str | None, resume: bool, no_export: bool | None,
+          as_json: bool) -> None:
     """Train a model; writes a run folder with metrics, checkpoints and the model artifact."""
     from etk_core import config as config_mod
     from etk_core.errors import ConfigError
@@ -29,11 +32,18 @@ def train(app: str | None, algo: str | None, model: str | None, data: tuple[str,
     if resume and not output:
         raise ConfigError("--resume needs --output RUN_FOLDER (the run to continue)")
     flags = {"app.name": app, "algo.name": algo, "model.name": model, "strategy.name": strategy,
-             "output": output, "data.sources": parse_data(data) or None}
+             "output": output, "data.sources": parse_data(data) or None,
+             "export": False if no_export else None}
     config = config_mod.resolve(config_file, flags, sets)
     run = prepare(config, resume=resume)
     start(run)
     metrics = _run_with_progress(run)
+    if config["export"]:
+        from etk_core.artifact import ARTIFACT_DIR
+        from etk_core.export.onnx_export import export_onnx
+
+        if (run.dir / ARTIFACT_DIR).is_dir():
+            metrics["onnx_max_abs_diff"] = export_onnx(run.dir / ARTIFACT_DIR)["max_abs_diff"]
     if as_json:
         echo_json({"run": str(run.dir), **metrics})
     else:

@@ -1,0 +1,180 @@
+"""The built-in exporter: artifact -> `model.onnx` (+ `model.int8.onnx`), checked against PyTorch."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from etk_core.config import Option
+from etk_core.errors import EtkError
+from etk_core.export.runtime import EXPORT_META, ONNX_FILES
+from etk_core.interfaces import Exporter
+
+logger = logging.getLogger("etk.export")
+
+OPSET = 17
+#: Largest |PyTorch - ONNX Runtime| allowed on any fp32 output value.
+FP32_TOLERANCE = 1e-4
+
+
+class ExportError(EtkError):
+    """An export whose graph does not reproduce the PyTorch model."""
+
+
+class _Positional:
+    """Build (lazily, to keep torch out of import time) a module that takes inputs positionally."""
+
+    @staticmethod
+    def wrap(model: Any, input_names: list[str], output_names: tuple[str, ...]) -> Any:
+        import torch
+
+        class Wrapped(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(self, *inputs: Any) -> tuple[Any, ...]:
+                outputs = self.model(**dict(zip(input_names, inputs)))
+                return tuple(outputs[name] for name in output_names)
+
+        return Wrapped().eval()
+
+
+def _sample_batch(app: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    features = [app.encode(record, with_label=False) for record in app.export_samples()]
+    batch = app.collate(features)
+    batch.pop("labels", None)
+    return features, batch
+
+
+def _export_graph(model: Any, app: Any, batch: dict[str, Any], target: Path) -> list[str]:
+    import torch
+
+    input_names = list(batch)
+    output_names = app.export_outputs
+    encoder = getattr(model, "encoder", None)
+    if encoder is not None and hasattr(encoder, "set_attn_implementation"):
+        # the eager attention exports to plain ops that ONNX Runtime's optimizer fuses into Attention
+        encoder.set_attn_implementation("eager")
+    axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
+    axes.update({name: {0: "batch"} for name in output_names})
+    with torch.no_grad():
+        torch.onnx.export(_Positional.wrap(model, input_names, output_names), tuple(batch.values()), str(target),
+                          input_names=input_names, output_names=list(output_names), dynamic_axes=axes,
+                          opset_version=OPSET, dynamo=False)
+    return input_names
+
+
+def _optimise(path: Path, encoder_config: Any) -> bool:
+    """Fuse attention and layer norms for BERT-like encoders; keep the plain graph when that fails."""
+    if getattr(encoder_config, "model_type", "") not in ("bert", "roberta", "albert", "electra", "distilbert"):
+        return False
+    try:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        optimised = optimize_model(str(path), model_type="bert", num_heads=encoder_config.num_attention_heads,
+                                   hidden_size=encoder_config.hidden_size, opt_level=1)
+        optimised.save_model_to_file(str(path))
+        return True
+    except Exception as exc:  # the plain graph is still correct, only slower
+        logger.warning("graph optimisation skipped: %s: %s", type(exc).__name__, exc)
+        return False
+
+
+def _quantise(source: Path, target: Path) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+
+
+def _session_outputs(path: Path, batch: dict[str, Any]) -> dict[str, Any]:
+    from etk_core.export.runtime import OnnxRunner
+
+    runner = OnnxRunner.__new__(OnnxRunner)
+    import onnxruntime as ort
+
+    runner.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    runner.input_names = [i.name for i in runner.session.get_inputs()]
+    runner.output_names = [o.name for o in runner.session.get_outputs()]
+    return runner.run(batch)
+
+
+def export_onnx(path: str | Path, quantize: str | None = None, optimize: bool = True) -> dict[str, Any]:
+    """Export the artifact at `path`; check ONNX Runtime against PyTorch; return the export record."""
+    import warnings
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantiser and exporter log advice meant for their developers
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _export_onnx(path, quantize, optimize)
+    finally:
+        root.setLevel(level)
+
+
+def _export_onnx(path: str | Path, quantize: str | None, optimize: bool) -> dict[str, Any]:
+    import numpy as np
+    import onnxruntime
+    import torch
+
+    from etk_core.artifact import load_artifact
+
+    if quantize not in (None, "int8"):
+        raise EtkError(f"unknown quantisation {quantize!r}; the only one is int8 (--quantize int8)")
+    loaded = load_artifact(path)
+    model, app, folder = loaded.model, loaded.app, loaded.path
+    _, batch = _sample_batch(app)
+    with torch.no_grad():
+        reference = {name: value.float().numpy() for name, value in model(**batch).items()
+                     if name in app.export_outputs}
+    record: dict[str, Any] = {"opset": OPSET, "outputs": list(app.export_outputs), "torch": torch.__version__,
+                              "onnxruntime": onnxruntime.__version__}
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        fp32 = Path(tmp) / ONNX_FILES["fp32"]
+        record["inputs"] = _export_graph(model, app, batch, fp32)
+        record["optimized"] = optimize and _optimise(fp32, model.encoder.config)
+        got = _session_outputs(fp32, batch)
+        diff = max(float(np.abs(got[name] - reference[name]).max()) for name in reference)
+        record["max_abs_diff"] = diff
+        if diff > FP32_TOLERANCE:
+            raise ExportError(f"{folder}: ONNX Runtime outputs differ from PyTorch by {diff:.2e} (tolerance "
+                              f"{FP32_TOLERANCE:.0e}); report this with `etk --verbose export`")
+        written = [fp32]
+        if quantize == "int8":
+            int8 = Path(tmp) / ONNX_FILES["int8"]
+            _quantise(fp32, int8)
+            got8 = _session_outputs(int8, batch)
+            first = app.export_outputs[0]
+            record["int8_sample_agreement"] = float(
+                (got8[first].argmax(-1) == reference[first].argmax(-1)).mean())
+            record["int8_max_abs_diff"] = float(np.abs(got8[first] - reference[first]).max())
+            written.append(int8)
+        for file in written:
+            os.replace(file, folder / file.name)
+    if quantize is None:  # an older int8 graph no longer matches the new fp32 one
+        (folder / ONNX_FILES["int8"]).unlink(missing_ok=True)
+    meta_tmp = folder / f".{EXPORT_META}.tmp"
+    meta_tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    os.replace(meta_tmp, folder / EXPORT_META)
+    return record
+
+
+class OnnxExporter(Exporter):
+    """Export to ONNX (dynamic batch and sequence axes), fused for BERT-like encoders, optional int8."""
+
+    name = "onnx"
+    description = "ONNX graph for ONNX Runtime (fused attention; optional int8 dynamic quantisation)"
+    options = {"quantize": Option((str, type(None)), None, "int8 for an extra dynamically quantised graph"),
+               "optimize": Option(bool, True, "fuse attention and layer norms (BERT-like encoders)")}
+
+    def export(self, artifact: Path, options: dict[str, Any]) -> Path:
+        export_onnx(artifact, quantize=options.get("quantize"), optimize=options.get("optimize", True))
+        return Path(artifact)
