@@ -55,9 +55,17 @@ def save_artifact(folder: Path, *, model: Any, app: Any, tokenizer: Any, config:
     return folder
 
 
+def _recover_swap(folder: Path) -> None:
+    """Finish a swap that a crash interrupted between its two renames (the old artifact is complete)."""
+    old = folder.with_name(f".{folder.name}.old")
+    if not folder.exists() and (old / META_FILE).is_file():
+        os.replace(old, folder)
+
+
 def find_artifact(path: str | Path) -> Path:
     """The artifact folder given a run folder or an artifact folder."""
     path = Path(path)
+    _recover_swap(path / ARTIFACT_DIR)
     for candidate in (path, path / ARTIFACT_DIR):
         if (candidate / META_FILE).is_file():
             return candidate

@@ -96,3 +96,16 @@ def test_resume_with_other_arguments_is_refused(trained):
     out, _ = trained
     result = run_cli(["train", *TINY, "--set", "train.lr=1e-4", "--output", str(out), "--resume"])
     assert result.exit_code == 2 and "train.lr" in result.stderr
+
+
+def test_artifact_swap_interrupted_by_a_crash_is_recovered(trained, tmp_path):
+    import shutil
+
+    from etk_core.artifact import find_artifact
+
+    out, _ = trained
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "model").rename(copy / ".model.old")  # killed between the two renames of save_artifact
+    assert find_artifact(copy) == copy / "model"
+    assert (copy / "model" / "etk.json").is_file()
