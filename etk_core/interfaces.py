@@ -112,6 +112,11 @@ class App(Component, ABC):
     def encode(self, record: Record, with_label: bool = True) -> dict[str, Any]:
         """Turn one record into features (token ids, label id); an unknown label is a DataError."""
 
+    def encode_all(self, records: list[Record], with_label: bool = True) -> list[dict[str, Any]]:
+        """Features of many records. An app may emit several per record (e.g. windows over a long passage);
+        each then carries `owner`, the index of its record, for `metrics` and `postprocess` to regroup."""
+        return [self.encode(record, with_label) for record in records]
+
     def length(self, features: dict[str, Any]) -> int:
         """Length used for bucketing (tokens)."""
         return len(features["input_ids"])
@@ -129,8 +134,9 @@ class App(Component, ABC):
         """Metrics from concatenated model outputs and the matching features (labels inside)."""
 
     @abstractmethod
-    def postprocess(self, outputs: dict[str, np.ndarray], records: list[Record]) -> list[dict[str, Any]]:
-        """User-facing predictions, one dict per record."""
+    def postprocess(self, outputs: dict[str, np.ndarray], records: list[Record],
+                    features: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """User-facing predictions, one dict per record (`outputs` are per feature, see `encode_all`)."""
 
     def state(self) -> dict[str, Any]:
         """What the artifact must store to rebuild the app (labels, options)."""

@@ -68,12 +68,12 @@ class Predictor:
     def predict(self, inputs: list[Any]) -> list[dict[str, Any]]:
         """User-facing predictions, one per input."""
         records = self.records(inputs)
-        features = [self.app.encode(record, with_label=False) for record in records]
-        return self.app.postprocess(self.outputs(features), records)
+        features = self.app.encode_all(records, with_label=False)
+        return self.app.postprocess(self.outputs(features), records, features)
 
     def evaluate(self, records: list[Record]) -> dict[str, float]:
         """Metrics on labelled records."""
-        features = [self.app.encode(record) for record in records]
+        features = self.app.encode_all(records)
         return {key: float(value) for key, value in self.app.metrics(self.outputs(features), features).items()}
 
 

@@ -41,7 +41,7 @@ class Run:
     def features(self, role: str) -> list[dict[str, Any]]:
         """Encoded features of a data role (cached)."""
         if role not in self._features:
-            self._features[role] = [self.app.encode(record) for record in self.records[role]]
+            self._features[role] = self.app.encode_all(self.records[role])
         return self._features[role]
 
     def build_model(self) -> Any:

@@ -120,7 +120,7 @@ class AppContract(ComponentContract):
         torch.manual_seed(0)
         app, encoder = self.make_app()
         model = app.build_model(encoder)
-        features = [app.encode(record) for record in self.records()]
+        features = app.encode_all(self.records())
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
         losses = []
         for step in range(30):
@@ -134,6 +134,6 @@ class AppContract(ComponentContract):
         from etk_core.training.evaluation import predict_outputs
 
         records = self.records()[:4]
-        outputs = predict_outputs(model, app, [app.encode(r, with_label=False) for r in records], 8)
-        predictions = app.postprocess(outputs, records)
+        features = app.encode_all(records, with_label=False)
+        predictions = app.postprocess(predict_outputs(model, app, features, 8), records, features)
         assert len(predictions) == len(records) and all(isinstance(p, dict) for p in predictions)

@@ -45,7 +45,7 @@ class _Positional:
 
 
 def _sample_batch(app: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    features = [app.encode(record, with_label=False) for record in app.export_samples()]
+    features = app.encode_all(app.export_samples(), with_label=False)
     batch = app.collate(features)
     batch.pop("labels", None)
     return features, batch

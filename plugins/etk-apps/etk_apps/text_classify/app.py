@@ -122,7 +122,8 @@ class TextClassify(App):
         gold = np.array([features[i]["label"] for i in keep], dtype=np.int64)
         return classification_metrics(logits[keep], gold)
 
-    def postprocess(self, outputs: dict[str, np.ndarray], records: list[Record]) -> list[dict[str, Any]]:
+    def postprocess(self, outputs: dict[str, np.ndarray], records: list[Record],
+                    features: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         from etk_apps.text_classify.scores import softmax
 
         probabilities = softmax(outputs["logits"])
