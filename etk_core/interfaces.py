@@ -46,6 +46,8 @@ class Reader(Component, ABC):
 
     #: File suffixes this reader handles, e.g. (".tsv",).
     suffixes: ClassVar[tuple[str, ...]] = ()
+    #: Readers with a higher priority are asked first (for readers whose `accepts` looks at the content).
+    priority: ClassVar[int] = 0
 
     def __init__(self, source: str, options: dict[str, Any]) -> None:
         self.source = source

@@ -92,7 +92,9 @@ def resolve_source(spec: str) -> type[Any] | tuple[Any, str]:
     """The reader class for a file or URL, or `(dataset, split)` for a dataset name; else a DataError."""
     from etk_core.registry import get_registry
 
-    readers = [component.cls for component in get_registry("readers").components.values()]
+    # a reader that recognises its files by content (e.g. SQuAD JSON) outranks one that goes by suffix
+    readers = sorted((component.cls for component in get_registry("readers").components.values()),
+                     key=lambda reader: -getattr(reader, "priority", 0))
     base = spec.partition("#")[0]
     if "://" in base or Path(spec).is_file() or Path(base).is_file():
         for reader in readers:
