@@ -18,8 +18,8 @@ ENCODER_DIR = "encoder"
 FORMAT_VERSION = 1
 
 
-def save_artifact(folder: Path, *, model: Any, app: Any, tokenizer: Any, config: dict[str, Any],
-                  metrics: dict[str, float]) -> Path:
+def save_artifact(folder: Path, *, model: Any, app: Any, tokenizer: Any, encoder_config: Any,
+                  config: dict[str, Any], metrics: dict[str, float]) -> Path:
     """Write the artifact under a temporary name, then swap it in, so a crash never leaves half of one."""
     from safetensors.torch import save_file
 
@@ -32,7 +32,7 @@ def save_artifact(folder: Path, *, model: Any, app: Any, tokenizer: Any, config:
     tmp.mkdir(parents=True)
     tensors = {key: value.detach().contiguous().cpu() for key, value in model.state_dict().items()}
     save_file(tensors, str(tmp / WEIGHTS_FILE))
-    model.encoder.config.save_pretrained(tmp / ENCODER_DIR)
+    encoder_config.save_pretrained(tmp / ENCODER_DIR)  # classic (non-PLM) models keep it for the tokenizer
     tokenizer.save_pretrained(tmp / ENCODER_DIR)
     meta = {
         "format_version": FORMAT_VERSION,

@@ -70,7 +70,7 @@ class Run:
         from etk_core.artifact import ARTIFACT_DIR, save_artifact
 
         return save_artifact(self.dir / ARTIFACT_DIR, model=model, app=self.app, tokenizer=self.tokenizer,
-                             config=self.config, metrics=metrics)
+                             encoder_config=self.encoder.config, config=self.config, metrics=metrics)
 
 
 def prepare(config: dict[str, Any], resume: bool = False) -> Run:

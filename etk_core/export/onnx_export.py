@@ -140,7 +140,8 @@ def _export_onnx(path: str | Path, quantize: str | None, optimize: bool) -> dict
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         fp32 = Path(tmp) / ONNX_FILES["fp32"]
         record["inputs"] = _export_graph(model, app, batch, fp32)
-        record["optimized"] = optimize and _optimise(fp32, model.encoder.config)
+        encoder = getattr(model, "encoder", None)
+        record["optimized"] = bool(optimize and encoder is not None and _optimise(fp32, encoder.config))
         got = _session_outputs(fp32, batch)
         diff = max(float(np.abs(got[name] - reference[name]).max()) for name in reference)
         record["max_abs_diff"] = diff

@@ -1,0 +1,213 @@
+"""The FastAPI app around one `Predictor`: /v1/predict, /v1/model, /healthz, /readyz, /metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from etk_core.serve.settings import ServeSettings, resolve_threads
+
+logger = logging.getLogger("etk.serve")
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Body is not valid JSON."},
+    401: {"description": "Missing or wrong API key (when the server has one)."},
+    413: {"description": "Body over --max-body-bytes."},
+    422: {"description": "Wrong fields or types, empty inputs, over --max-inputs or --max-text-chars."},
+    503: {"description": "Queue full: retry after the `Retry-After` seconds."},
+    500: {"description": "Unexpected server or inference error."},
+}
+
+
+def load_predictor(settings: ServeSettings) -> Any:
+    """The Predictor for `settings`, with intra-op threads set for ONNX Runtime or PyTorch."""
+    from etk_core.predict import Predictor
+
+    threads = resolve_threads(settings.threads, settings.workers)
+    predictor = Predictor(settings.artifact, batch_size=settings.max_batch, backend=settings.backend,
+                          threads=threads)
+    if predictor.backend == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    predictor.threads = threads
+    return predictor
+
+
+def model_info(predictor: Any) -> dict[str, Any]:
+    """What /v1/model answers."""
+    from etk_core import __version__
+
+    meta = predictor.meta
+    folder = Path(predictor.artifact.path)
+    return {"name": folder.parent.name if folder.name == "model" else folder.name,
+            "model": str(meta.get("model", {}).get("name", meta.get("backbone", "?"))),
+            "app": str(meta.get("app", {}).get("name", "?")), "algo": meta.get("algo"),
+            "labels": (meta.get("app_state") or {}).get("labels"), "backend": predictor.backend,
+            "max_length": meta.get("max_length"), "version": __version__,
+            "metrics": {key: float(value) for key, value in (meta.get("metrics") or {}).items()}}
+
+
+def _infer(predictor: Any) -> Any:
+    def infer(features: list[dict[str, Any]], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return predictor.app.postprocess(predictor.outputs(features), records)
+
+    return infer
+
+
+def _request_schema(app: Any) -> None:
+    """Document /v1/predict's body (parsed by hand, for our own error messages) in the OpenAPI description."""
+    from fastapi.openapi.utils import get_openapi
+
+    from etk_core.serve.schemas import PredictRequest
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            request = PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(request.pop("$defs", {}))
+            components["PredictRequest"] = request
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
+def create_app(settings: ServeSettings, predictor: Any = None) -> Any:
+    """The ASGI app. Without `predictor` the model is loaded at startup (in each worker process)."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from pydantic import ValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.responses import JSONResponse, Response
+
+    from etk_core import __version__
+    from etk_core.errors import EtkError
+    from etk_core.serve import schemas
+    from etk_core.serve.batcher import Batcher, InferenceError, QueueFull, ShuttingDown
+    from etk_core.serve.metrics import Metrics
+    from etk_core.serve.middleware import ApiKeyMiddleware, BodyLimitMiddleware, MetricsMiddleware
+    from etk_core.serve.responses import error_response, validation_message
+
+    metrics = Metrics()
+    state: dict[str, Any] = {"predictor": predictor, "batcher": None}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202 - FastAPI's lifespan protocol
+        import asyncio
+
+        if state["predictor"] is None:
+            state["predictor"] = await asyncio.to_thread(load_predictor, settings)
+        batcher = Batcher(_infer(state["predictor"]), settings.max_batch, settings.queue_size,
+                          settings.batch_window_ms, metrics)
+        batcher.start()
+        state["batcher"] = batcher
+        try:
+            yield
+        finally:
+            await batcher.stop(settings.graceful_timeout)
+            metrics.process_exited()
+
+    app = FastAPI(title="etk serve", version=__version__, lifespan=lifespan,
+                  description="Predictions of one etk model artifact. Errors are `{\"error\": \"...\"}`.")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = f"no endpoint at {request.url.path}; see /openapi.json for the API"
+        elif exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            message = f"method {request.method} is not allowed on {request.url.path}; use {allowed or 'another'}"
+        return error_response(exc.status_code, message, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_error(request: Request, exc: RequestValidationError) -> Response:
+        return error_response(422, validation_message(list(exc.errors())))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        logger.exception("unexpected error on %s", request.url.path)
+        return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
+
+    @app.post("/v1/predict", response_model=schemas.PredictResponse, responses=ERROR_RESPONSES,
+              summary="Predict for a list of texts", openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}}})
+    async def predict(request: Request) -> Response:
+        """One prediction per input, in order; exactly what `etk predict` gives for the same texts."""
+        body = await request.body()
+        if not body.strip():
+            return error_response(400, 'request body is empty; send JSON {"inputs": ["a text", ...]}')
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return error_response(400, f'request body is not valid JSON ({exc}); send {{"inputs": ["a text", ...]}}')
+        try:
+            parsed = schemas.PredictRequest.model_validate(data)
+        except ValidationError as exc:
+            return error_response(422, validation_message(exc.errors()))
+        problem = schemas.limit_error(parsed, settings.max_inputs, settings.max_text_chars)
+        if problem:
+            return error_response(422, problem)
+        batcher: Batcher = state["batcher"]
+        if batcher.full:  # answer before spending time on tokenising
+            return error_response(503, f"server busy: {batcher.depth} requests queued; retry in a second",
+                                  {"Retry-After": "1"})
+        records = schemas.records(parsed)
+        app_ = state["predictor"].app
+        try:
+            features = [app_.encode(record, with_label=False) for record in records]
+        except EtkError as exc:
+            return error_response(422, str(exc))
+        try:
+            predictions = await batcher.predict(features, records)
+        except QueueFull as exc:
+            return error_response(503, str(exc), {"Retry-After": "1"})
+        except ShuttingDown as exc:
+            return error_response(503, str(exc), {"Retry-After": "1"})
+        except InferenceError as exc:
+            return error_response(500, str(exc))
+        return JSONResponse({"predictions": predictions})
+
+    @app.get("/v1/model", response_model=schemas.ModelInfo, summary="What is being served")
+    async def model() -> Response:
+        return JSONResponse(model_info(state["predictor"]))
+
+    @app.get("/healthz", response_model=schemas.Status, summary="Liveness: the process answers")
+    async def healthz() -> Response:
+        return JSONResponse({"status": "alive"})
+
+    @app.get("/readyz", response_model=schemas.Status, responses={503: {"description": "Not ready or queue full"}},
+             summary="Readiness: model loaded and queue not full")
+    async def readyz() -> Response:
+        batcher = state["batcher"]
+        if batcher is None or not batcher.running:
+            return JSONResponse({"status": "loading"}, status_code=503)
+        if batcher.full:
+            return JSONResponse({"status": "busy", "queue_depth": batcher.depth}, status_code=503,
+                                headers={"Retry-After": "1"})
+        return JSONResponse({"status": "ready", "queue_depth": batcher.depth})
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def prometheus() -> Response:
+        content, media_type = metrics.render()
+        return Response(content, media_type=media_type)
+
+    _request_schema(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.api_key:
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.state.etk = state
+    app.state.metrics = metrics
+    return app
+
+
+def app_from_env() -> Any:
+    """App factory for `--workers N` (uvicorn imports it by name in each worker)."""
+    return create_app(ServeSettings.from_env())
