@@ -41,6 +41,8 @@ CORE_SCHEMA: dict[str, Any] = {
         "text_pair": Option((str, _NONE), None, "column holding the second text of a pair"),
         "label": Option((str, _NONE), None, "column holding the label"),
         "domain": Option((str, _NONE), None, "column holding the domain"),
+        "tokens": Option((str, _NONE), None, "column holding the words of a sentence (sequence labeling)"),
+        "tags": Option((str, _NONE), None, "column holding one tag per word (sequence labeling)"),
         "schema": Option((str, _NONE), None, "EasyTransfer-style schema, e.g. 'review:str:1,sentiment:str:1'"),
         "on_error": Option(str, "error", "malformed rows: 'error' stops with the file and row, 'skip' counts them"),
         "table": Option((str, _NONE), None, "table name for SQL sources"),

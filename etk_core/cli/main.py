@@ -55,9 +55,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 
 def _add_commands() -> None:
-    from etk_core.cli import evaluate, export, plugins, predict, train
+    from etk_core.cli import evaluate, export, plugins, predict, serve, train
 
-    for module in (train, evaluate, predict, export, plugins):
+    for module in (train, evaluate, predict, export, serve, plugins):
         for command in module.COMMANDS:
             cli.add_command(command)
     from etk_core.plugins import get_plugin_manager

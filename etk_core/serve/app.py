@@ -1,4 +1,8 @@
-"""The FastAPI app around one `Predictor`: /v1/predict, /v1/model, /healthz, /readyz, /metrics."""
+"""The FastAPI app around one `Predictor`: /v1/predict, /v1/model, /healthz, /readyz, /metrics.
+
+FastAPI is imported at module level here (endpoint annotations are resolved from this module's globals);
+only `etk serve` imports this module.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,22 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI, Request
+from starlette.responses import JSONResponse, Response
+
+from etk_core.serve.schemas import ErrorBody
 from etk_core.serve.settings import ServeSettings, resolve_threads
 
 logger = logging.getLogger("etk.serve")
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Body is not valid JSON."},
-    401: {"description": "Missing or wrong API key (when the server has one)."},
-    413: {"description": "Body over --max-body-bytes."},
-    422: {"description": "Wrong fields or types, empty inputs, over --max-inputs or --max-text-chars."},
-    503: {"description": "Queue full: retry after the `Retry-After` seconds."},
-    500: {"description": "Unexpected server or inference error."},
+    400: {"model": ErrorBody, "description": "Body is not valid JSON."},
+    401: {"model": ErrorBody, "description": "Missing or wrong API key (when the server has one)."},
+    413: {"model": ErrorBody, "description": "Body over --max-body-bytes."},
+    422: {"model": ErrorBody, "description": "Wrong fields or types, empty inputs, over --max-inputs or "
+                                             "--max-text-chars."},
+    503: {"model": ErrorBody, "description": "Queue full: retry after the `Retry-After` seconds."},
+    500: {"model": ErrorBody, "description": "Unexpected server or inference error."},
 }
 
 
@@ -33,7 +42,6 @@ def load_predictor(settings: ServeSettings) -> Any:
         import torch
 
         torch.set_num_threads(threads)
-    predictor.threads = threads
     return predictor
 
 
@@ -48,12 +56,33 @@ def model_info(predictor: Any) -> dict[str, Any]:
             "app": str(meta.get("app", {}).get("name", "?")), "algo": meta.get("algo"),
             "labels": (meta.get("app_state") or {}).get("labels"), "backend": predictor.backend,
             "max_length": meta.get("max_length"), "version": __version__,
-            "metrics": {key: float(value) for key, value in (meta.get("metrics") or {}).items()}}
+            "metrics": {key: float(value) for key, value in (meta.get("metrics") or {}).items()
+                        if isinstance(value, int | float) and not isinstance(value, bool)}}
 
 
-def _infer(predictor: Any) -> Any:
-    def infer(features: list[dict[str, Any]], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return predictor.app.postprocess(predictor.outputs(features), records)
+def _rows(values: Any) -> Any:
+    """A slice of one output as `batched_outputs` would give it alone: ragged rows stacked when they agree."""
+    import numpy as np
+
+    if getattr(values, "dtype", None) is np.dtype(object) and len(values) and all(
+            np.shape(row) == np.shape(values[0]) for row in values):
+        return np.stack(list(values))
+    return values
+
+
+def make_infer(predictor: Any) -> Any:
+    """The batcher's `infer`: one `Predictor.outputs` run over every request, post-processed per request
+    (an app's features may refer to their own request's records through `owner`)."""
+
+    def infer(parts: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]]) -> list[list[dict[str, Any]]]:
+        outputs = predictor.outputs([feature for features, _ in parts for feature in features])
+        results, offset = [], 0
+        for features, records in parts:
+            end = offset + len(features)
+            own = {key: _rows(value[offset:end]) for key, value in outputs.items()}
+            results.append(predictor.app.postprocess(own, records, features))
+            offset = end
+        return results
 
     return infer
 
@@ -78,13 +107,11 @@ def _request_schema(app: Any) -> None:
     app.openapi = openapi
 
 
-def create_app(settings: ServeSettings, predictor: Any = None) -> Any:
+def create_app(settings: ServeSettings, predictor: Any = None) -> FastAPI:
     """The ASGI app. Without `predictor` the model is loaded at startup (in each worker process)."""
-    from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from pydantic import ValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
-    from starlette.responses import JSONResponse, Response
 
     from etk_core import __version__
     from etk_core.errors import EtkError
@@ -103,7 +130,7 @@ def create_app(settings: ServeSettings, predictor: Any = None) -> Any:
 
         if state["predictor"] is None:
             state["predictor"] = await asyncio.to_thread(load_predictor, settings)
-        batcher = Batcher(_infer(state["predictor"]), settings.max_batch, settings.queue_size,
+        batcher = Batcher(make_infer(state["predictor"]), settings.max_batch, settings.queue_size,
                           settings.batch_window_ms, metrics)
         batcher.start()
         state["batcher"] = batcher
@@ -161,7 +188,7 @@ def create_app(settings: ServeSettings, predictor: Any = None) -> Any:
         records = schemas.records(parsed)
         app_ = state["predictor"].app
         try:
-            features = [app_.encode(record, with_label=False) for record in records]
+            features = app_.encode_all(records, with_label=False)
         except EtkError as exc:
             return error_response(422, str(exc))
         try:
@@ -208,6 +235,6 @@ def create_app(settings: ServeSettings, predictor: Any = None) -> Any:
     return app
 
 
-def app_from_env() -> Any:
+def app_from_env() -> FastAPI:
     """App factory for `--workers N` (uvicorn imports it by name in each worker)."""
     return create_app(ServeSettings.from_env())

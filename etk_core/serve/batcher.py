@@ -17,8 +17,8 @@ from typing import Any
 
 logger = logging.getLogger("etk.serve")
 
-#: Runs the model on combined features and records; returns one prediction per record, in order.
-Infer = Callable[[list[dict[str, Any]], list[dict[str, Any]]], list[dict[str, Any]]]
+#: Runs the model once over several requests' `(features, records)` and returns each request's predictions.
+Infer = Callable[[list[tuple[list[dict[str, Any]], list[dict[str, Any]]]]], list[list[dict[str, Any]]]]
 
 
 class QueueFull(Exception):
@@ -35,7 +35,7 @@ class ShuttingDown(Exception):
 
 @dataclass
 class Job:
-    """One request's encoded inputs and the future its handler awaits."""
+    """One request's encoded inputs (features, possibly several per record) and the future its handler awaits."""
 
     features: list[dict[str, Any]]
     records: list[dict[str, Any]]
@@ -53,7 +53,7 @@ class Batcher:
         self.metrics = metrics
         self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=max(1, queue_size))
         self._carry: Job | None = None
-        self._busy = False
+        self._taken: list[Job] = []  # out of the queue, not yet answered (collecting or running)
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
 
@@ -100,13 +100,14 @@ class Batcher:
     async def stop(self, timeout: float = 30.0) -> None:
         """Finish what is queued (up to `timeout` seconds), then stop the task and fail anything left."""
         deadline = time.monotonic() + timeout
-        while (self.depth or self._busy) and self.running and time.monotonic() < deadline:
+        while (self.depth or self._taken) and self.running and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        left = ([self._carry] if self._carry else []) + [self._queue.get_nowait() for _ in range(self._queue.qsize())]
-        self._carry = None
+        left = [*self._taken, *([self._carry] if self._carry else []),
+                *(self._queue.get_nowait() for _ in range(self._queue.qsize()))]
+        self._carry, self._taken = None, []
         for job in left:
             if not job.future.done():
                 job.future.set_exception(ShuttingDown("the server stopped before this request ran"))
@@ -119,19 +120,18 @@ class Batcher:
         while True:
             jobs = await self._collect()
             try:
-                self._busy = True
                 await self._run(jobs)
             except Exception:  # never let the batcher die: log, fail this batch, go on
                 logger.exception("batcher: unexpected error")
                 self._fail(jobs, InferenceError("internal error while batching"))
-            finally:
-                self._busy = False
+            self._taken = []  # not when cancelled: stop() fails what was taken
 
     async def _collect(self) -> list[Job]:
         """The first waiting job plus whatever else fits in `max_batch` inputs (greedy; optional window)."""
         first = self._carry or await self._queue.get()
         self._carry = None
-        jobs, size = [first], len(first.records)
+        jobs, size = [first], len(first.features)
+        self._taken = jobs
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.window_s
         while size < self.max_batch:
@@ -145,11 +145,11 @@ class Batcher:
                     job = await asyncio.wait_for(self._queue.get(), remaining)
                 except TimeoutError:
                     break
-            if size + len(job.records) > self.max_batch:
+            if size + len(job.features) > self.max_batch:
                 self._carry = job
                 break
             jobs.append(job)
-            size += len(job.records)
+            size += len(job.features)
         self._report_depth()
         return jobs
 
@@ -157,30 +157,29 @@ class Batcher:
         live = [job for job in jobs if not job.future.done()]  # skip requests whose client went away
         if not live:
             return
-        features = [feature for job in live for feature in job.features]
-        records = [record for job in live for record in job.records]
+        size = sum(len(job.features) for job in live)
         started = time.perf_counter()
         try:
             loop = asyncio.get_running_loop()
-            predictions = await loop.run_in_executor(self._executor, self.infer, features, records)
+            results = await loop.run_in_executor(self._executor, self.infer,
+                                                 [(job.features, job.records) for job in live])
         except Exception as exc:
-            logger.exception("inference failed for a batch of %d inputs", len(features))
+            logger.exception("inference failed for a batch of %d inputs", size)
             if self.metrics is not None:
                 self.metrics.errors.labels("inference").inc()
             self._fail(live, InferenceError(f"inference failed: {type(exc).__name__}: {exc}"))
             return
         if self.metrics is not None:
-            self.metrics.batch_size.observe(len(features))
+            self.metrics.batch_size.observe(size)
             self.metrics.inference.observe(time.perf_counter() - started)
-        if len(predictions) != len(records):
-            self._fail(live, InferenceError(f"inference gave {len(predictions)} predictions for {len(records)} inputs"))
-            return
-        offset = 0
-        for job in live:
-            count = len(job.records)
-            if not job.future.done():
-                job.future.set_result(predictions[offset:offset + count])
-            offset += count
+        for job, predictions in zip(live, results):
+            if job.future.done():
+                continue
+            if len(predictions) == len(job.records):
+                job.future.set_result(predictions)
+            else:
+                count = f"{len(predictions)} predictions for {len(job.records)} inputs"
+                job.future.set_exception(InferenceError(f"inference gave {count}"))
 
     @staticmethod
     def _fail(jobs: list[Job], error: Exception) -> None:

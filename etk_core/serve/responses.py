@@ -31,12 +31,15 @@ def validation_message(errors: list[dict[str, Any]], limit: int = 3) -> str:
     """One line from pydantic errors: `where: what; where: what` (the first `limit`)."""
     parts = []
     for error in errors[:limit]:
-        message = MESSAGES.get(error["type"], error["msg"])
-        if error["type"] == "extra_forbidden":
-            message += " (allowed: inputs; and text, text_pair inside an input object)"
-        parts.append(f"{where(tuple(error['loc']))}: {message}")
+        if error["type"] == "model_type" and not error["loc"]:
+            parts.append('body: must be a JSON object {"inputs": [...]}')
+            continue
+        parts.append(f"{where(tuple(error['loc']))}: {MESSAGES.get(error['type'], error['msg'])}")
     more = f" (and {len(errors) - limit} more)" if len(errors) > limit else ""
-    return "; ".join(parts) + more
+    hint = ""
+    if any(error["type"] == "extra_forbidden" for error in errors):
+        hint = " (known fields: inputs; text and text_pair inside an input object)"
+    return "; ".join(parts) + more + hint
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Any:

@@ -15,7 +15,9 @@ def test_text_classify_is_registered(monkeypatch):
     try:
         cls = get_registry("apps").get("text_classify")
         assert cls.main_metric == "accuracy" and cls.required_columns == ("text", "label")
-        assert set(cls.options) == {"pooling", "dropout"}
+        from etk_apps.classic import CLASSIC_OPTIONS
+
+        assert set(cls.options) == {"pooling", "dropout", "model", *CLASSIC_OPTIONS}
     finally:
         reset_plugin_manager()
 

@@ -23,8 +23,10 @@ def make_app(tokenizer, max_length=32, **options):
 def test_labels_sorted_and_state(tokenizer):
     app = make_app(tokenizer, pooling="mean")
     assert app.labels == ["neg", "pos"]
-    assert app.state() == {"labels": ["neg", "pos"],
-                           "options": {"name": "text_classify", "pooling": "mean", "dropout": 0.1}}
+    state = app.state()
+    assert state["labels"] == ["neg", "pos"]
+    assert {key: state["options"][key] for key in ("name", "pooling", "dropout", "model")} == {
+        "name": "text_classify", "pooling": "mean", "dropout": 0.1, "model": "plm"}
     rebuilt = TextClassify(app.state()["options"], tokenizer, 32, labels=app.state()["labels"])
     assert rebuilt.encode(RECORDS[1])["label"] == 0
 

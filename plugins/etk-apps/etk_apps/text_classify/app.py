@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from etk_apps.classic import CLASSIC_MODELS, CLASSIC_OPTIONS, Vocabulary
+from etk_apps.classic.options import check_classic_options
 from etk_core.config import Option
 from etk_core.errors import ConfigError, DataError
 from etk_core.interfaces import App, Record
@@ -25,13 +27,19 @@ class TextClassify(App):
     """Classify a text (or a text pair) into one of the labels seen in training."""
 
     name = "text_classify"
-    description = "text (or text-pair) classification into string labels; metrics accuracy, macro_f1, auc"
+    description = ("text (or text-pair) classification into string labels (PLM or textcnn); metrics accuracy, "
+                   "macro_f1, auc")
     main_metric = "accuracy"
     required_columns = ("text", "label")
     options = {
         "pooling": Option(str, "cls", "sentence vector: 'cls' (first token) or 'mean' (over real tokens)"),
         "dropout": Option(float, 0.1, "dropout before the classification head"),
+        "model": Option(str, "plm", "'plm' (the backbone encoder + linear head) or 'textcnn' (classic: takes only "
+                                    "the tokenizer's vocabulary)"),
+        **CLASSIC_OPTIONS,
     }
+    #: Values of app.model.
+    MODELS: ClassVar[tuple[str, ...]] = ("plm", "textcnn")
 
     def __init__(self, options: dict[str, Any], tokenizer: Any, max_length: int,
                  labels: list[str] | None = None) -> None:
@@ -43,6 +51,29 @@ class TextClassify(App):
                               f"set e.g. --set app.pooling=cls")
         if not 0.0 <= float(merged["dropout"]) < 1.0:
             raise ConfigError(f"app.dropout {merged['dropout']!r} must be in [0, 1); set e.g. --set app.dropout=0.1")
+        if merged["model"] not in self.MODELS:
+            raise ConfigError(f"app.model {merged['model']!r} is not one of {', '.join(self.MODELS)}; "
+                              f"set e.g. --set app.model={self.MODELS[0]}")
+        check_classic_options(merged, self.classic)
+        self._vocabulary: Vocabulary | None = None
+
+    @property
+    def classic(self) -> bool:
+        """Whether app.model is a classic (non-PLM) model, which ignores the encoder."""
+        return self.options["model"] in CLASSIC_MODELS
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """Token ids of classic models (the tokenizer's unless app.vocab gives a word list)."""
+        if self._vocabulary is None:
+            self._vocabulary = Vocabulary.from_option(self.options.get("vocab"), self.tokenizer)
+        return self._vocabulary
+
+    @property
+    def pad_id(self) -> int:
+        if self.classic:
+            return self.vocabulary.pad_id
+        return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
 
     # labels ---------------------------------------------------------------------------------------------
     def fit_labels(self, records: list[Record]) -> None:
@@ -71,26 +102,34 @@ class TextClassify(App):
             raise DataError(f"{where}: no text (got {text!r}); check the text column (data.text)")
         if pair is not None and not isinstance(pair, str):
             raise DataError(f"{where}: text_pair must be text, got {pair!r}; check data.text_pair")
-        encoded = self.tokenizer(text, pair, truncation=True, max_length=self.max_length)
+        if self.classic:
+            encoded = self.vocabulary.encode(text, pair, self.max_length)
+        else:
+            encoded = self.tokenizer(text, pair, truncation=True, max_length=self.max_length)
         features: dict[str, Any] = {"input_ids": list(encoded["input_ids"]),
                                     "attention_mask": list(encoded["attention_mask"])}
         if "token_type_ids" in encoded:
             features["token_type_ids"] = list(encoded["token_type_ids"])
         if with_label:
-            label = record.get("label")
-            if label is None:
-                raise DataError(f"{where}: no label; every training and evaluation row needs one (data.label)")
-            label = str(label)
-            if label not in self.label_ids:
-                raise DataError(f"{where}: label {label!r} is not one of the training labels {self.labels}")
-            features["label"] = self.label_ids[label]
+            features["label"] = self.label_id(record)
         return features
+
+    def label_id(self, record: Record) -> int:
+        """The class index of a record's label; a missing or unknown label is a DataError."""
+        where = record.get("_where", "?")
+        label = record.get("label")
+        if label is None:
+            raise DataError(f"{where}: no label; every training and evaluation row needs one (data.label)")
+        label = str(label)
+        if label not in self.label_ids:
+            raise DataError(f"{where}: label {label!r} is not one of the training labels {self.labels}")
+        return self.label_ids[label]
 
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         import torch
 
         longest = max(len(f["input_ids"]) for f in features)
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        pad_id = self.pad_id
 
         def padded(key: str, value: int) -> torch.Tensor:
             rows = [f[key] + [value] * (longest - len(f[key])) for f in features]
@@ -109,6 +148,11 @@ class TextClassify(App):
 
         if not self.labels:
             raise RuntimeError("text_classify: call fit_labels() or pass labels= before build_model()")
+        if self.classic:
+            from etk_apps.classic.build import build_classic_model
+
+            return build_classic_model(self.options["model"], self.vocabulary, self.options, len(self.labels),
+                                       self.max_length)
         return TextClassifier(encoder, len(self.labels), self.options["pooling"], float(self.options["dropout"]))
 
     # outputs --------------------------------------------------------------------------------------------
@@ -135,4 +179,8 @@ class TextClassify(App):
                 for row in probabilities]
 
     def state(self) -> dict[str, Any]:
-        return {"labels": list(self.labels) if self.labels is not None else None, "options": dict(self.options)}
+        options = dict(self.options)
+        if self.classic:  # the artifact keeps a given word list and the trained embeddings, not their files
+            options["vocab"] = self.vocabulary.words
+            options["embeddings"] = None
+        return {"labels": list(self.labels) if self.labels is not None else None, "options": options}
