@@ -126,11 +126,12 @@ def server(command: list[str], port: int, timeout: float = 120.0) -> Iterator[su
         log.close()
 
 
-def etk_command(artifact: Path, port: int, backend: str) -> list[str]:
-    return [sys.executable, "-m", "etk_core", "serve", str(artifact), "--port", str(port), "--backend", backend]
+def etk_command(artifact: Path, port: int, backend: str, threads: int) -> list[str]:
+    return [sys.executable, "-m", "etk_core", "serve", str(artifact), "--port", str(port), "--backend", backend,
+            "--threads", str(threads)]
 
 
-def eager_server(artifact: str, port: int) -> None:
+def eager_server(artifact: str, port: int, threads: int) -> None:
     """(c) the baseline: a plain FastAPI app on uvicorn, one PyTorch forward per request, no batching."""
     import torch
     import uvicorn
@@ -138,9 +139,8 @@ def eager_server(artifact: str, port: int) -> None:
     from pydantic import BaseModel
 
     from etk_core.artifact import load_artifact
-    from etk_core.serve.settings import physical_cores
 
-    torch.set_num_threads(physical_cores())
+    torch.set_num_threads(threads)
     loaded = load_artifact(artifact)
     model, tokenizer, labels = loaded.model.eval(), loaded.tokenizer, loaded.app.labels
     max_length = loaded.meta["max_length"]
@@ -298,21 +298,20 @@ def server_count(port: int) -> float:
 
 
 # --- in-process figures (own process: one ONNX Runtime session, nothing else spinning) ----------------------
-def offline(artifact: str, texts_file: str, dev_file: str, repeats: int) -> None:
+def offline(artifact: str, texts_file: str, dev_file: str, repeats: int, threads: int) -> None:
     """(d) ceilings for fp32 and int8, the labels etk gives for the texts, and int8/fp32 agreement on dev."""
     from etk_core.artifact import find_artifact
     from etk_core.export.runtime import OnnxRunner
     from etk_core.predict import Predictor
-    from etk_core.serve.settings import physical_cores
 
     texts = json.loads(Path(texts_file).read_text())
     dev = json.loads(Path(dev_file).read_text())
     result: dict[str, Any] = {}
     for backend in ("onnx", "onnx-int8"):
-        predictor = Predictor(artifact, backend=backend, threads=physical_cores())
+        predictor = Predictor(artifact, backend=backend, threads=threads)
         batches = [predictor.app.collate([predictor.app.encode({"text": text}, with_label=False)]) for text in texts]
         runner = OnnxRunner(find_artifact(artifact), "int8" if backend == "onnx-int8" else "fp32",
-                            threads=physical_cores())  # the session the server runs, alone in this loop
+                            threads=threads)  # the session the server runs, alone in this loop
         for batch in batches[:20]:
             runner.run(batch)
         latencies = []
@@ -337,12 +336,13 @@ def offline(artifact: str, texts_file: str, dev_file: str, repeats: int) -> None
     print(json.dumps(result))
 
 
-def run_offline(artifact: Path, texts: list[str], dev: list[str], repeats: int, workdir: Path) -> dict[str, Any]:
+def run_offline(artifact: Path, texts: list[str], dev: list[str], repeats: int, threads: int,
+                workdir: Path) -> dict[str, Any]:
     texts_file, dev_file = workdir / "texts.json", workdir / "dev.json"
     texts_file.write_text(json.dumps(texts))
     dev_file.write_text(json.dumps(dev))
     out = subprocess.run([sys.executable, str(SCRIPT), "--offline", str(artifact), str(texts_file), str(dev_file),
-                          str(repeats)], capture_output=True, text=True, timeout=600)
+                          str(repeats), str(threads)], capture_output=True, text=True, timeout=600)
     if out.returncode != 0:
         raise SystemExit(f"in-process measurement failed: {out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -355,15 +355,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--artifact", help="an exported artifact (fp32 and int8) instead of training one")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default 20, quick 4)")
     parser.add_argument("--soak", type=int, default=None, help="soak requests (default 20000, quick 2000)")
-    parser.add_argument("--eager-server", nargs=2, metavar=("ARTIFACT", "PORT"), help=argparse.SUPPRESS)
-    parser.add_argument("--offline", nargs=4, metavar=("ARTIFACT", "TEXTS", "DEV", "REPEATS"), help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="intra-op threads of every server and the ceiling (default: physical cores, "
+                             "etk serve's default with one worker)")
+    parser.add_argument("--eager-server", nargs=3, metavar=("ARTIFACT", "PORT", "THREADS"), help=argparse.SUPPRESS)
+    parser.add_argument("--offline", nargs=5, metavar=("ARTIFACT", "TEXTS", "DEV", "REPEATS", "THREADS"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.eager_server:
-        eager_server(args.eager_server[0], int(args.eager_server[1]))
+        eager_server(args.eager_server[0], int(args.eager_server[1]), int(args.eager_server[2]))
         return 0
     if args.offline:
-        offline(*args.offline[:3], int(args.offline[3]))
+        offline(*args.offline[:3], int(args.offline[3]), int(args.offline[4]))
         return 0
+    from etk_core.serve.settings import physical_cores
+
+    threads = args.threads or physical_cores()
 
     quick = args.quick
     counts = {1: 60, 8: 160, 32: 320} if quick else {1: 300, 8: 800, 32: 1600}
@@ -384,25 +391,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"training minilm-l6 for {steps} steps on {spec}, exporting fp32 and int8 ...", file=sys.stderr)
             artifact = train_model(spec, steps, workdir)
         print(f"data {spec}: {len(texts)} short texts (median {sorted(map(len, texts))[len(texts) // 2]} chars); "
-              f"{os.cpu_count()} cores", file=sys.stderr, flush=True)
+              f"{os.cpu_count()} cores, {threads} threads per server", file=sys.stderr, flush=True)
         offline_figures = run_offline(artifact, texts, [record["text"] for record in records],
-                                      1 if quick else 3, workdir)
+                                      1 if quick else 3, threads, workdir)
         ceiling = {"fp32": offline_figures["onnx"], "int8": offline_figures["onnx-int8"]}
         print(f"ceiling    fp32 {ceiling['fp32']}  int8 {ceiling['int8']}", file=sys.stderr, flush=True)
 
         results: dict[str, Any] = {}
         port = free_port()
-        results["etk_fp32"] = sweep("etk fp32", etk_command(artifact, port, "onnx"), port, bodies, counts,
+        results["etk_fp32"] = sweep("etk fp32", etk_command(artifact, port, "onnx", threads), port, bodies, counts,
                                     max_seconds)
         port = free_port()
-        results["etk_int8"] = sweep("etk int8", etk_command(artifact, port, "onnx-int8"), port, bodies, counts,
+        results["etk_int8"] = sweep("etk int8", etk_command(artifact, port, "onnx-int8", threads), port, bodies, counts,
                                     max_seconds)
         port = free_port()
-        eager = [sys.executable, str(SCRIPT), "--eager-server", str(artifact), str(port)]
+        eager = [sys.executable, str(SCRIPT), "--eager-server", str(artifact), str(port), str(threads)]
         results["eager"] = sweep("eager", eager, port, bodies, counts, max_seconds)
 
         port = free_port()  # fp32: answers do not depend on what else is in the batch (int8's dynamic scales do)
-        with server(etk_command(artifact, port, "onnx"), port) as process:
+        with server(etk_command(artifact, port, "onnx", threads), port) as process:
             asyncio.run(load(f"http://127.0.0.1:{port}/v1/predict", bodies, 8, 200))
             rss_start = rss_mib(process.pid)
             before = server_count(port)
@@ -425,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{offline_figures['int8_agreement']:.2%}", file=sys.stderr)
     print(f"load average {load_start:.1f} at start, {load_end:.1f} at end (other work on the machine skews "
           f"figures)", file=sys.stderr)
-    print(json.dumps({"data": spec, "texts": len(texts), "quick": quick, "cores": os.cpu_count(),
+    print(json.dumps({"data": spec, "texts": len(texts), "quick": quick, "cores": os.cpu_count(), "threads": threads,
                       "load_average": [round(load_start, 2), round(load_end, 2)],
                       "concurrency": list(CONCURRENCY), "requests": counts, **results, "ceiling": ceiling,
                       "ratios": ratios, "int8_agreement": offline_figures["int8_agreement"],
