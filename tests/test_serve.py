@@ -1,7 +1,9 @@
 """`etk serve` end to end: a tiny trained model, the real server as a subprocess on a free loopback port.
 
 One model is trained (and exported to ONNX, as `etk train` does) per module; a few servers are started with
-different options. Every wait is bounded by time, every server is killed in a `finally`.
+different options. Every wait is bounded by time, every server is killed in a `finally`. Servers and the
+in-process Predictor use 1 thread (the default would be all cores): on a 2-core machine shared with other
+jobs, thread pools that wait on each other are many times slower; the worker test keeps the default.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("serve") / "run"
     result = run_cli(["train", "--model", "bert-tiny", "--data", "train=synthetic_sentiment:train",
                       "--data", "dev=synthetic_sentiment:dev", "--set", "train.max_steps=20",
-                      "--set", "train.max_length=64", "--output", str(out)])
+                      "--set", "train.max_length=64", "--set", "train.threads=1", "--output", str(out)])
     assert result.exit_code == 0, result.output
     with contextlib.suppress(ImportError):
         from etk_core.export.onnx_export import export_onnx
@@ -74,11 +76,12 @@ class Server:
 
 
 @contextlib.contextmanager
-def serving(run: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """Start the server, wait (bounded) until /readyz answers 200, always kill it at the end."""
+def serving(run: Path, *args: str, env: dict[str, str] | None = None, threads: str | None = "1") -> Iterator[Server]:
+    """Start the server, wait (bounded) until /readyz answers 200, always stop it at the end."""
     port = free_port()
     log = run.parent / f"server-{port}.log"
-    command = [sys.executable, "-m", "etk_core", "serve", str(run), "--port", str(port), *args]
+    command = [sys.executable, "-m", "etk_core", "serve", str(run), "--port", str(port), *args,
+               *(["--threads", threads] if threads else [])]
     with open(log, "wb") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
                                    env={**os.environ, **(env or {})})
@@ -107,10 +110,16 @@ async def post_many(url: str, bodies: list[dict], headers: dict[str, str] | None
         return list(await asyncio.gather(*(client.post("/v1/predict", json=body) for body in bodies)))
 
 
+PREDICTORS: dict[tuple[Path, str], object] = {}
+
+
 def expected(run: Path, inputs: list, backend: str = "auto") -> list[dict]:
+    """What the Python API predicts for `inputs` (one Predictor per artifact and backend)."""
     from etk_core.predict import Predictor
 
-    return Predictor(run, backend=backend).predict(inputs)
+    if (run, backend) not in PREDICTORS:
+        PREDICTORS[run, backend] = Predictor(run, backend=backend, threads=1)
+    return PREDICTORS[run, backend].predict(inputs)
 
 
 def assert_same_predictions(got: list[dict], want: list[dict]) -> None:
@@ -297,7 +306,7 @@ def test_sigterm_lets_in_flight_requests_finish(run_dir: Path) -> None:
 
 
 def test_workers_share_the_port_and_metrics(run_dir: Path) -> None:
-    with serving(run_dir, "--workers", "2") as server:
+    with serving(run_dir, "--workers", "2", threads=None) as server:  # default: 1 thread per worker
         bodies = [{"inputs": [text]} for text in TEXTS]
         responses = asyncio.run(post_many(server.url, bodies))
         assert [r.status_code for r in responses] == [200] * len(bodies)

@@ -7,7 +7,6 @@ only `etk serve` imports this module.
 from __future__ import annotations
 
 import json
-import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,6 @@ from starlette.responses import JSONResponse, Response
 
 from etk_core.serve.schemas import ErrorBody
 from etk_core.serve.settings import ServeSettings, resolve_threads
-
-logger = logging.getLogger("etk.serve")
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Body is not valid JSON."},
@@ -109,9 +106,7 @@ def _request_schema(app: Any) -> None:
 
 def create_app(settings: ServeSettings, predictor: Any = None) -> FastAPI:
     """The ASGI app. Without `predictor` the model is loaded at startup (in each worker process)."""
-    from fastapi.exceptions import RequestValidationError
     from pydantic import ValidationError
-    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from etk_core import __version__
     from etk_core.errors import EtkError
@@ -119,7 +114,7 @@ def create_app(settings: ServeSettings, predictor: Any = None) -> FastAPI:
     from etk_core.serve.batcher import Batcher, InferenceError, QueueFull, ShuttingDown
     from etk_core.serve.metrics import Metrics
     from etk_core.serve.middleware import ApiKeyMiddleware, BodyLimitMiddleware, MetricsMiddleware
-    from etk_core.serve.responses import error_response, validation_message
+    from etk_core.serve.responses import error_response, install_error_handlers, validation_message
 
     metrics = Metrics()
     state: dict[str, Any] = {"predictor": predictor, "batcher": None}
@@ -143,24 +138,7 @@ def create_app(settings: ServeSettings, predictor: Any = None) -> FastAPI:
     app = FastAPI(title="etk serve", version=__version__, lifespan=lifespan,
                   description="Predictions of one etk model artifact. Errors are `{\"error\": \"...\"}`.")
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        message = str(exc.detail)
-        if exc.status_code == 404:
-            message = f"no endpoint at {request.url.path}; see /openapi.json for the API"
-        elif exc.status_code == 405:
-            allowed = (exc.headers or {}).get("Allow", "")
-            message = f"method {request.method} is not allowed on {request.url.path}; use {allowed or 'another'}"
-        return error_response(exc.status_code, message, exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def request_error(request: Request, exc: RequestValidationError) -> Response:
-        return error_response(422, validation_message(list(exc.errors())))
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        logger.exception("unexpected error on %s", request.url.path)
-        return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
+    install_error_handlers(app)
 
     @app.post("/v1/predict", response_model=schemas.PredictResponse, responses=ERROR_RESPONSES,
               summary="Predict for a list of texts", openapi_extra={"requestBody": {"required": True, "content": {

@@ -1,8 +1,11 @@
-"""JSON error responses (`{"error": "..."}`) and one-line messages for validation errors."""
+"""JSON error responses (`{"error": "..."}`), one-line messages for validation errors, the app's handlers."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+logger = logging.getLogger("etk.serve")
 
 TAGS = ("text", "object")
 MESSAGES = {
@@ -58,3 +61,29 @@ async def send_error(send: Any, status: int, message: str, headers: dict[str, st
     raw += [(key.lower().encode(), value.encode()) for key, value in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
+
+
+def install_error_handlers(app: Any) -> None:
+    """Every error the framework raises (404, 405, validation, unexpected) answers `{"error": ...}`."""
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException
+
+    async def http_error(request: Any, exc: HTTPException) -> Any:
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = f"no endpoint at {request.url.path}; see /openapi.json for the API"
+        elif exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            message = f"method {request.method} is not allowed on {request.url.path}; use {allowed or 'another'}"
+        return error_response(exc.status_code, message, exc.headers)
+
+    async def request_error(request: Any, exc: RequestValidationError) -> Any:
+        return error_response(422, validation_message(list(exc.errors())))
+
+    async def unexpected(request: Any, exc: Exception) -> Any:
+        logger.exception("unexpected error on %s", request.url.path)
+        return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
+
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, request_error)
+    app.add_exception_handler(Exception, unexpected)
