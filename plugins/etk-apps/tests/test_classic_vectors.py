@@ -11,7 +11,7 @@ from etk_apps.classic.vocab import read_word_list
 
 from etk_core.errors import ConfigError, DataError
 
-GLOVE = "good 0.1 0.2 0.3\nBad 1 2 3\nbad -1 -2 -3\nmovie 0.5 0.5 0.5\n"
+GLOVE = "good 0.1 0.2 0.3\nBad 1 2 3\nbad -1 -2 -3\nmovie 0.5 0.5 0.5\nnew york 7 7 7\n"
 
 
 def test_tokenizer_vocabulary_is_the_tokenizers(tokenizer):
@@ -43,8 +43,9 @@ def test_given_word_list(tmp_path):
 def test_read_vectors_glove_and_word2vec(tmp_path, header):
     path = tmp_path / "vectors.txt"
     path.write_text(header + GLOVE)
-    vectors, found = read_vectors(str(path), ["[PAD]", "good", "bad", "Movie", "BAD", "book"], 3)
-    assert found.tolist() == [False, True, True, True, True, False]
+    vectors, found = read_vectors(str(path), ["[PAD]", "good", "bad", "Movie", "BAD", "book", "new york"], 3)
+    assert found.tolist() == [False, True, True, True, True, False, True]
+    assert vectors[6].tolist() == [7, 7, 7]  # a word with a space (as in GloVe 840B)
     assert vectors[1].tolist() == pytest.approx([0.1, 0.2, 0.3])
     assert vectors[2].tolist() == [-1, -2, -3]  # exact match
     assert vectors[3].tolist() == [0.5, 0.5, 0.5]  # Movie <- movie
@@ -57,8 +58,14 @@ def test_vector_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"vectors\.txt:1: word vectors have 3 dimensions but app\.embedding_dim "
                                           r"is 5; set --set app\.embedding_dim=3"):
         read_vectors(str(path), ["good"], 5)
+    path.write_text("10 5\n")
+    with pytest.raises(ConfigError, match=r"vectors\.txt:1: word vectors have 5 dimensions .* is 3"):
+        read_vectors(str(path), ["good"], 3)
     path.write_text("good 0.1 zero 0.3\n")
     with pytest.raises(DataError, match=r"vectors\.txt:1: expected a word and 3 numbers"):
+        read_vectors(str(path), ["good"], 3)
+    path.write_text("good 0.1 0.2 0.3\nbad 0.1\n")
+    with pytest.raises(DataError, match=r"vectors\.txt:2: expected a word and 3 numbers, got 2 fields"):
         read_vectors(str(path), ["good"], 3)
     with pytest.raises(ConfigError, match="app.embeddings: .*nothing.txt does not exist"):
         read_vectors(str(tmp_path / "nothing.txt"), ["good"], 3)

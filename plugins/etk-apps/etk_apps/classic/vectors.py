@@ -1,5 +1,7 @@
 """Word vectors from a text file (GloVe: `word v1 ... vD` per line; word2vec text: the same after a
-`COUNT DIM` header line) for the rows of an embedding table.
+`COUNT DIM` header line) for the rows of an embedding table. The file's dimension (header, else first line)
+must equal app.embedding_dim; a word is everything before the last D fields (GloVe 840B has words with
+spaces).
 
 A vocabulary token takes the vector of the same word, else of its lower-cased form. Only the lines of
 wanted words are parsed, so a large file costs one pass of reading. Tokens with no vector keep a random
@@ -36,23 +38,31 @@ def read_vectors(path: str, tokens: list[str], dim: int) -> tuple[np.ndarray, np
     vectors = np.zeros((len(tokens), dim), dtype=np.float32)
     found = np.zeros(len(tokens), dtype=bool)
     by_exact = np.zeros(len(tokens), dtype=bool)
+    width: int | None = None  # the file's dimension, from its header or first vector line
     with file.open(encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, 1):
-            word, _, rest = line.rstrip().partition(" ")
-            if not rest:
+            fields = line.rstrip().split(" ")
+            if len(fields) < 2:
                 continue
-            if number == 1 and word.isdigit() and rest.strip().isdigit():
-                continue  # word2vec header
+            if number == 1 and len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
+                width = int(fields[1])  # word2vec header: COUNT DIM
+            elif width is None:
+                width = len(fields) - 1
+            if width != dim:
+                raise _dimension_error(path, number, width, dim)
+            if number == 1 and len(fields) == 2 and fields[0].isdigit():
+                continue
+            if len(fields) <= dim:
+                raise DataError(f"{path}:{number}: expected a word and {dim} numbers, got {len(fields)} fields; "
+                                f"fix or remove the line")
+            word = " ".join(fields[:-dim])  # a few GloVe words hold spaces; the numbers are the last `dim`
             exact_rows = exact.get(word, [])
             fallback = [i for i in lowered.get(word, []) if not by_exact[i]] if word == word.lower() else []
             rows = list(dict.fromkeys(exact_rows + fallback))
             if not rows:
                 continue
-            values = rest.split()
-            if len(values) != dim:
-                raise _dimension_error(path, number, len(values), dim)
             try:
-                vector = np.asarray(values, dtype=np.float32)
+                vector = np.asarray(fields[-dim:], dtype=np.float32)
             except ValueError:
                 raise DataError(f"{path}:{number}: expected a word and {dim} numbers, got {line[:60].strip()!r}; "
                                 f"fix or remove the line") from None
