@@ -138,18 +138,13 @@ class Mrc(App):
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         import torch
 
-        longest = max(len(f["input_ids"]) for f in features)
+        from etk_apps.padding import encoder_inputs, padded
+
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-
-        def padded(key: str, value: int) -> torch.Tensor:
-            return torch.tensor([f[key] + [value] * (longest - len(f[key])) for f in features], dtype=torch.long)
-
-        batch = {"input_ids": padded("input_ids", pad_id), "attention_mask": padded("attention_mask", 0)}
-        if all("token_type_ids" in f for f in features):
-            batch["token_type_ids"] = padded("token_type_ids", 0)
-        batch["passage_mask"] = padded("passage_mask", 0)
+        batch = encoder_inputs(features, pad_id)
+        batch["passage_mask"] = padded(features, "passage_mask", 0)
         if self.uses_history:
-            batch["history_mask"] = padded("history_mask", 0)
+            batch["history_mask"] = padded(features, "history_mask", 0)
         if all("label" in f for f in features):
             batch["labels"] = torch.tensor([f["label"] for f in features], dtype=torch.long)
         return batch

@@ -126,19 +126,12 @@ class SequenceLabeling(App):
         return features
 
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        import torch
+        from etk_apps.padding import encoder_inputs, padded
 
-        longest = max(len(f["input_ids"]) for f in features)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-
-        def padded(key: str, value: int) -> torch.Tensor:
-            return torch.tensor([f[key] + [value] * (longest - len(f[key])) for f in features], dtype=torch.long)
-
-        batch = {"input_ids": padded("input_ids", pad_id), "attention_mask": padded("attention_mask", 0)}
-        if all("token_type_ids" in f for f in features):
-            batch["token_type_ids"] = padded("token_type_ids", 0)
+        batch = encoder_inputs(features, pad_id)
         if all("labels" in f for f in features):
-            batch["labels"] = padded("labels", IGNORE)
+            batch["labels"] = padded(features, "labels", IGNORE)
         return batch
 
     # model ----------------------------------------------------------------------------------------------

@@ -128,16 +128,9 @@ class TextClassify(App):
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         import torch
 
-        longest = max(len(f["input_ids"]) for f in features)
-        pad_id = self.pad_id
+        from etk_apps.padding import encoder_inputs
 
-        def padded(key: str, value: int) -> torch.Tensor:
-            rows = [f[key] + [value] * (longest - len(f[key])) for f in features]
-            return torch.tensor(rows, dtype=torch.long)
-
-        batch = {"input_ids": padded("input_ids", pad_id), "attention_mask": padded("attention_mask", 0)}
-        if all("token_type_ids" in f for f in features):
-            batch["token_type_ids"] = padded("token_type_ids", 0)
+        batch = encoder_inputs(features, self.pad_id)
         if all("label" in f for f in features):
             batch["labels"] = torch.tensor([f["label"] for f in features], dtype=torch.long)
         return batch

@@ -93,14 +93,12 @@ class TextMatch(TextClassify):
             return super().collate(features)
         import torch
 
+        from etk_apps.padding import padded
+
         longest = self.max_length if self.options["model"] == "hcnn" else max(self.length(f) for f in features)
-
-        def padded(key: str, value: int) -> torch.Tensor:
-            return torch.tensor([f[key] + [value] * (longest - len(f[key])) for f in features], dtype=torch.long)
-
-        batch = {"input_ids": padded("input_ids", self.pad_id), "attention_mask": padded("attention_mask", 0),
-                 "pair_input_ids": padded("pair_input_ids", self.pad_id),
-                 "pair_attention_mask": padded("pair_attention_mask", 0)}
+        batch = {key: padded(features, key, value, longest)
+                 for key, value in (("input_ids", self.pad_id), ("attention_mask", 0),
+                                    ("pair_input_ids", self.pad_id), ("pair_attention_mask", 0))}
         if all("label" in f for f in features):
             batch["labels"] = torch.tensor([f["label"] for f in features], dtype=torch.long)
         return batch
