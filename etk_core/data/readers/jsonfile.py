@@ -22,7 +22,7 @@ _WS = re.compile(r"[ \t\r\n]*")
 _DECODER = json.JSONDecoder()
 
 
-class _Scanner:
+class JsonScanner:
     """Walks a JSON document one container level at a time, remembering where each value starts."""
 
     def __init__(self, text: str) -> None:
@@ -89,7 +89,7 @@ class JsonReader(Reader):
         text = read_utf8(self.source)
         if not text.strip():
             raise no_rows(self.source)
-        scanner = _Scanner(text)
+        scanner = JsonScanner(text)
         try:
             elements = self._elements(scanner)
         except json.JSONDecodeError as exc:
@@ -107,7 +107,7 @@ class JsonReader(Reader):
             else:
                 yield RawRow(None, where, f"expected a JSON object, found {type_name(value)}")
 
-    def _elements(self, scanner: _Scanner) -> list[tuple[Any, int]] | None:
+    def _elements(self, scanner: JsonScanner) -> list[tuple[Any, int]] | None:
         """The record values with their positions, or None for JSON lines."""
         start = scanner.skip(0)
         if scanner.expect(start, "[{") == "[":
@@ -127,7 +127,7 @@ class JsonReader(Reader):
         return [({key: value for key, value, _ in members}, start)]
 
     @staticmethod
-    def _check_end(scanner: _Scanner, end: int) -> None:
+    def _check_end(scanner: JsonScanner, end: int) -> None:
         pos = scanner.skip(end)
         if pos < len(scanner.text):
             raise json.JSONDecodeError("Extra data after the array", scanner.text, pos)
