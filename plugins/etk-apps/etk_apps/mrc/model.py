@@ -13,17 +13,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from etk_apps.text_classify.model import hidden_size
+
 #: Logit given to tokens that cannot start or end an answer (finite, so fp16 and ONNX stay exact).
 MASKED = -10000.0
-
-
-def hidden_size(config: Any) -> int:
-    """Width of the encoder's last hidden state."""
-    for key in ("hidden_size", "d_model", "dim"):
-        value = getattr(config, key, None)
-        if isinstance(value, int):
-            return value
-    raise ValueError(f"cannot tell the hidden size of a {type(config).__name__}")
 
 
 class SpanExtractor(nn.Module):

@@ -14,18 +14,10 @@ import torch
 from torch import nn
 
 from etk_apps.sequence_labeling.crf import CRF
+from etk_apps.text_classify.model import hidden_size
 
 IGNORE = -100
 MODELS = ("softmax", "bert_crf", "bert_bilstm_crf")
-
-
-def hidden_size(config: Any) -> int:
-    """Width of the encoder's last hidden state."""
-    for key in ("hidden_size", "d_model", "dim"):
-        value = getattr(config, key, None)
-        if isinstance(value, int):
-            return value
-    raise ValueError(f"cannot tell the hidden size of a {type(config).__name__}")
 
 
 def reverse_within_length(values: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
