@@ -27,7 +27,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from etk_core.testing import free_port
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -80,12 +81,6 @@ def train_model(spec: str, steps: int, workdir: Path) -> Path:
 
 
 # --- servers -----------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def rss_mib(pid: int) -> float:
     """Resident memory of a process (MiB), from /proc."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -25,6 +25,15 @@ def run_cli(args: Sequence[str], env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
 
 
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for starting a test server)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def assert_plugin_loads(entry_point: str, distribution: str) -> None:
     """The installed entry point `entry_point` of `distribution` is discovered and loads without error."""
     from etk_core.plugins import get_plugin_manager, reset_plugin_manager

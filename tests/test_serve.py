@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ import pytest
 
 httpx = pytest.importorskip("httpx")
 
-from etk_core.testing import run_cli  # noqa: E402
+from etk_core.testing import free_port, run_cli  # noqa: E402
 
 KEY = "s3cret-key"
 TEXTS = ["a wonderful, moving book", "terrible plot and boring characters", "it was fine I guess",
@@ -41,17 +40,10 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                       "--data", "dev=synthetic_sentiment:dev", "--set", "train.max_steps=20",
                       "--set", "train.max_length=64", "--set", "train.threads=1", "--output", str(out)])
     assert result.exit_code == 0, result.output
-    with contextlib.suppress(ImportError):
-        from etk_core.export.onnx_export import export_onnx
+    from etk_core.export.onnx_export import export_onnx
 
-        export_onnx(out / "model", quantize="int8")
+    export_onnx(out / "model", quantize="int8")
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:

@@ -34,16 +34,16 @@ class BiCNNFeatures(nn.Module):
         return torch.cat([left, right, difference(left, right, self.abs_difference), left * right], dim=-1)
 
 
-class BiCNN(nn.Module):
-    """Text pair -> label logits through shared convolutions."""
+class PairClassifier(nn.Module):
+    """Both texts embedded, pair features, then dropout -> Dense(ReLU) -> Dense(C) (BiCNN, DAM)."""
 
-    def __init__(self, embedding: nn.Embedding, num_labels: int, widths: tuple[int, ...] = (2, 3, 4),
-                 filters: int = 200, hidden: int = 200, dropout: float = 0.5, abs_difference: bool = False) -> None:
+    def __init__(self, embedding: nn.Embedding, features: nn.Module, num_labels: int, hidden: int,
+                 dropout: float) -> None:
         super().__init__()
         self.embedding = embedding
-        self.features = BiCNNFeatures(embedding.embedding_dim, widths, filters, abs_difference)
+        self.features = features
         self.dropout = nn.Dropout(dropout)
-        self.dense = nn.Linear(self.features.out_dim, hidden)
+        self.dense = nn.Linear(features.out_dim, hidden)
         self.head = nn.Linear(hidden, num_labels)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pair_input_ids: torch.Tensor,
@@ -53,3 +53,13 @@ class BiCNN(nn.Module):
         joined = self.features(a, attention_mask, b, pair_attention_mask)
         hidden = torch.relu(self.dense(self.dropout(joined)))
         return classification_output(self.head(hidden), labels)
+
+
+class BiCNN(PairClassifier):
+    """Text pair -> label logits through shared convolutions."""
+
+    def __init__(self, embedding: nn.Embedding, num_labels: int, widths: tuple[int, ...] = (2, 3, 4),
+                 filters: int = 200, hidden: int = 200, dropout: float = 0.5, abs_difference: bool = False) -> None:
+        super().__init__(embedding, BiCNNFeatures(embedding.embedding_dim, widths, filters, abs_difference),
+                         num_labels, hidden, dropout)
+

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from etk_apps.classic.bicnn import BiCNNFeatures
+from etk_apps.classic.bicnn import BiCNNFeatures, PairClassifier
 from etk_apps.classic.layers import embed, masked_max, masked_softmax
 from etk_apps.classic.textcnn import classification_output
 
@@ -46,23 +46,11 @@ class DAMFeatures(nn.Module):
                           masked_max(v1, a_mask), masked_max(v2, b_mask)], dim=-1)
 
 
-class DAM(nn.Module):
+class DAM(PairClassifier):
     """Text pair -> label logits by soft alignment of words."""
 
     def __init__(self, embedding: nn.Embedding, num_labels: int, hidden: int = 200, dropout: float = 0.5) -> None:
-        super().__init__()
-        self.embedding = embedding
-        self.features = DAMFeatures(embedding.embedding_dim, hidden)
-        self.dropout = nn.Dropout(dropout)
-        self.dense = nn.Linear(self.features.out_dim, hidden)
-        self.head = nn.Linear(hidden, num_labels)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pair_input_ids: torch.Tensor,
-                pair_attention_mask: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, Any]:
-        a = embed(self.embedding, input_ids, attention_mask)
-        b = embed(self.embedding, pair_input_ids, pair_attention_mask)
-        joined = self.features(a, attention_mask, b, pair_attention_mask)
-        return classification_output(self.head(torch.relu(self.dense(self.dropout(joined)))), labels)
+        super().__init__(embedding, DAMFeatures(embedding.embedding_dim, hidden), num_labels, hidden, dropout)
 
 
 class DAMPlus(nn.Module):
