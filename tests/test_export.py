@@ -65,6 +65,9 @@ def test_int8_export_agrees(run_dir):
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert (run_dir / "model" / "model.int8.onnx").is_file() and record["int8_sample_agreement"] >= 0.8
+    # each layer's feed-forward down-projection (the MatMul after the GELU) stays fp32
+    layers = json.loads((run_dir / "model" / "encoder" / "config.json").read_text())["num_hidden_layers"]
+    assert record["int8_fp32_matmuls"] == layers
     from etk_core.data.load import load_records
     from etk_core.predict import Predictor
 
