@@ -29,7 +29,7 @@ FIRST_PARTY: dict[str, dict[str, str]] = {
     "apps": {n: "etk-apps" for n in ("text_classify", "text_match", "mrc", "sequence_labeling")},
     "algorithms": {
         **{n: "etk-featuretl" for n in ("fs", "sp", "sp_adv", "drss", "drss_adv")},
-        **{n: "etk-instancetl" for n in ("ruder_plank", "rtl", "mgtl")},
+        **{n: "etk-instancetl" for n in ("ruder_plank", "rtl", "mgtl", "tgt_only", "src_only", "mixed", "tl_base")},
         **{n: "etk-distill" for n in ("kd", "pkd", "distilbert", "tinybert", "adabert", "metakd")},
         **{n: "etk-meta" for n in ("metaft", "metadtl")},
     },
