@@ -27,7 +27,7 @@ BEGIN, END = "<!-- BENCHMARK:BEGIN -->", "<!-- BENCHMARK:END -->"
 
 def train(algo: str, seed: int, args: argparse.Namespace, workdir: Path) -> dict[str, float]:
     """One `etk train` run; its final metrics."""
-    command = ["etk", "train", "--app", "text_match", "--algo", algo, "--model", args.model,
+    command = [sys.executable, "-m", "etk_core", "train", "--app", "text_match", "--algo", algo, "--model", args.model,
                "--data", "source=qqp:train", "--data", "target=cikm_en:train", "--data", "dev=cikm_en:dev",
                "--data", "test=cikm_en:test", "--set", f"seed={seed}", "--set", f"train.epochs={args.epochs}",
                "--set", f"train.max_length={args.max_length}", "--no-export", "--json",
@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="extra config KEY=VALUE for every run")
     parser.add_argument("--quick", action="store_true", help="one seed, a few steps: checks the script runs")
     parser.add_argument("--readme", action="store_true", help="write the table into the plugin README")
+    parser.add_argument("--log", help="append each finished run's metrics to this JSON-lines file")
     args = parser.parse_args()
     from etk_core.data.datasets.shared import shared_datasets_dir
 
@@ -96,11 +97,14 @@ def main() -> None:
         args.seeds, args.set = args.seeds[:1], [*args.set, "train.max_steps=4", "algo.trials=3"]
     results: dict[str, list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for algo in args.algos.split(","):
-            for seed in args.seeds:
+        for seed in args.seeds:  # seeds outside: a cut-short run still has every algorithm
+            for algo in args.algos.split(","):
                 run_args = argparse.Namespace(**{**vars(args), "set": [s for s in args.set if applies(s, algo)]})
                 metrics = train(algo, seed, run_args, Path(tmp))
                 results.setdefault(algo, []).append(metrics)
+                if args.log:
+                    with open(args.log, "a", encoding="utf-8") as log:
+                        log.write(json.dumps({"algo": algo, "seed": seed, **metrics}) + "\n")
                 print(f"{algo:12s} seed {seed}: test acc {metrics['test_accuracy']:.4f} auc {metrics['test_auc']:.4f} "
                       f"({metrics['seconds']:.0f} s)", file=sys.stderr, flush=True)
     text = table(results, args)
