@@ -46,3 +46,10 @@ def benchmarks(session: nox.Session) -> None:
     """Benchmarks (etk vs the baseline in the same run); pass --quick for a short run."""
     args = session.posargs or []
     session.run("python", "benchmarks/train_throughput.py", *args)
+    session.run("python", "benchmarks/serve_qps.py", *args)
+
+
+@nox.session
+def instance_tl(session: nox.Session) -> None:
+    """Instance-based TL on Quora -> CIKM (6 algorithms x 3 seeds; long: pass --quick for a check)."""
+    session.run("python", "benchmarks/instance_tl.py", *(session.posargs or []))

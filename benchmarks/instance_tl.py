@@ -57,7 +57,7 @@ def table(results: dict[str, list[dict[str, float]]], args: argparse.Namespace) 
     lines = [f"Model `{args.model}`, {args.epochs} epochs over the 2,000 target pairs (same steps for every "
              f"algorithm), max length {args.max_length}, seeds {', '.join(map(str, args.seeds))}"
              + (f", `--set {' '.join(args.set)}`" if args.set else "") + f"; measured {time.strftime('%Y-%m-%d')} "
-             f"on {os.cpu_count()} CPU cores.", "",
+             f"on {args.where}.", "",
              "| algorithm | test ACC | test AUC | dev ACC | source kept | minutes per run |",
              "|---|---|---|---|---|---|"]
     for algo, runs in results.items():
@@ -88,14 +88,27 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one seed, a few steps: checks the script runs")
     parser.add_argument("--readme", action="store_true", help="write the table into the plugin README")
     parser.add_argument("--log", help="append each finished run's metrics to this JSON-lines file")
+    parser.add_argument("--from-log", help="make the table from a --log file (runs done elsewhere, e.g. on a GPU)")
+    parser.add_argument("--where", default=f"{os.cpu_count()} CPU cores", help="the machine, for the table")
     args = parser.parse_args()
+    if args.from_log:
+        results: dict[str, list[dict[str, float]]] = {}
+        runs = [json.loads(line) for line in Path(args.from_log).read_text(encoding="utf-8").splitlines() if line]
+        for algo in args.algos.split(","):
+            results[algo] = [r for r in runs if r["algo"] == algo]
+        args.seeds = sorted({r["seed"] for r in runs})
+        text = table(results, args)
+        print(text)
+        if args.readme:
+            write_readme(text)
+        return
     from etk_core.data.datasets.shared import shared_datasets_dir
 
     if not shared_datasets_dir():
         raise SystemExit("instance_tl needs the shared datasets folder (set ETK_DATASETS_DIR)")
     if args.quick:
         args.seeds, args.set = args.seeds[:1], [*args.set, "train.max_steps=4", "algo.trials=3"]
-    results: dict[str, list[dict[str, float]]] = {}
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:  # seeds outside: a cut-short run still has every algorithm
             for algo in args.algos.split(","):
