@@ -90,7 +90,7 @@ def test_unknown_name_lists_installed_and_suggests():
 
 
 def test_unknown_first_party_name_says_which_package(monkeypatch):
-    monkeypatch.setenv("ETK_DISABLE_PLUGINS", "apps")
+    monkeypatch.setenv("ETK_DISABLE_PLUGINS", "apps,instancetl")
     reset_plugin_manager()
     with pytest.raises(UnknownComponentError) as info:
         get_component("apps", "text_classify")
