@@ -20,6 +20,8 @@ class ReinforcedSelection(InstanceTransfer):
     options: ClassVar[dict[str, Option]] = {**COMMON_OPTIONS, **SELECTOR_OPTIONS}
     #: Weight beta of the delayed reward next to the immediate ones.
     beta: float = 1.0
+    #: Whether the delayed reward is also divided by its running spread (rtl: it is the only reward).
+    scale_delayed: bool = True
 
     def prepare_selection(self, run: Any, domain_model: Any) -> None:
         from etk_instancetl.selector import Episode
@@ -86,7 +88,7 @@ class ReinforcedSelection(InstanceTransfer):
         delayed, self.last_reward_metric = value - self.last_reward_metric, value
         figures = {"reward": delayed, "reward_metric": value}
         if step > self.opts["warm_start_steps"] and self.selector is not None and len(self.episode):
-            figures.update(self.selector.update(self.episode, delayed, self.beta))
+            figures.update(self.selector.update(self.episode, delayed, self.beta, self.scale_delayed))
         self.episode = Episode()
         return figures
 
@@ -113,6 +115,8 @@ class Mgtl(ReinforcedSelection):
         "beta": Option(float, 1.0, "weight of the delayed target-dev reward next to the discriminator's"),
         "discriminator_lr": Option(float, 1e-3, "Adam learning rate of the domain discriminator"),
     }
+
+    scale_delayed = False  # r_i = r_i^D + beta * (change of the dev metric), as the metric's own units
 
     def prepare_selection(self, run: Any, domain_model: Any) -> None:
         super().prepare_selection(run, domain_model)

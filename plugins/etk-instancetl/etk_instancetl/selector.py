@@ -53,17 +53,21 @@ class ActorCritic(nn.Module):
         nn.init.zeros_(self.actor[-1].weight)  # every example starts with the same keep probability
         nn.init.constant_(self.actor[-1].bias, math.log(initial_keep / (1.0 - initial_keep)))
         self.optimizer = torch.optim.Adam(self.parameters(), lr=lr)
-        self.reward_mean, self.rewards_seen = 0.0, 0
+        self.reward_mean, self.reward_var, self.rewards_seen = 0.0, 1.0, 0
         self.entropy_weight = entropy_weight
 
-    def centre(self, reward: float) -> float:
-        """The delayed reward minus its running mean: the metric's improvement shrinks as training goes on,
-        which no state-dependent critic could anticipate. Its scale is kept, so beta weighs it as given."""
+    def centre(self, reward: float, scale: bool = False) -> float:
+        """The delayed reward minus its running mean (the metric's improvement shrinks as training goes on,
+        which no state-dependent critic could anticipate); with `scale`, also divided by its running spread
+        (for a selector with no other reward, so that it learns at the same pace whatever the metric)."""
         self.rewards_seen += 1
         rate = max(0.05, 1.0 / self.rewards_seen)
-        centred = reward - self.reward_mean if self.rewards_seen > 1 else 0.0
-        self.reward_mean += rate * (reward - self.reward_mean)
-        return centred
+        delta = reward - self.reward_mean
+        self.reward_mean += rate * delta
+        if self.rewards_seen == 1:
+            return 0.0
+        self.reward_var = (1 - rate) * (self.reward_var + rate * delta * delta)
+        return delta / max(math.sqrt(self.reward_var), 1e-8) if scale else delta
 
     def keep_probability(self, states: torch.Tensor) -> torch.Tensor:
         """pi(a=1|s) per state."""
@@ -76,9 +80,9 @@ class ActorCritic(nn.Module):
         actions = (torch.rand(probs.shape, generator=generator) < probs).float()
         return actions, probs
 
-    def update(self, episode: Episode, delayed: float, beta: float = 1.0) -> dict[str, float]:
+    def update(self, episode: Episode, delayed: float, beta: float = 1.0, scale: bool = False) -> dict[str, float]:
         """One actor-critic step on the episode with returns R_i = immediate_i + beta * centred delayed."""
-        delayed = self.centre(delayed)
+        delayed = self.centre(delayed, scale)
         states = torch.cat(episode.states)
         actions = torch.cat(episode.actions)
         returns = torch.cat(episode.immediate).to(states.dtype) + beta * delayed
