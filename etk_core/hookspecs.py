@@ -51,3 +51,8 @@ def etk_register_exporters() -> list[type[Any]]:
 @hookspec
 def etk_register_commands(cli: click.Group) -> None:
     """Add extra commands to the `etk` command group."""
+
+
+@hookspec
+def etk_plugin_notes() -> list[str]:
+    """Return short runtime notes for `etk plugins` (e.g. which kernel build is active); must be cheap."""

@@ -158,7 +158,7 @@ def test_hookspecs_are_prefixed_typed_and_documented():
     from etk_core import hookspecs
 
     specs = [obj for name, obj in vars(hookspecs).items() if name.startswith("etk_") and callable(obj)]
-    assert len(specs) == 8
+    assert len(specs) == 9
     for spec in specs:
         assert spec.__doc__ and "\n" not in spec.__doc__.strip()
         assert inspect.signature(spec).return_annotation is not inspect.Signature.empty

@@ -20,9 +20,15 @@ def plugin_report() -> list[dict[str, Any]]:
     for kind in KINDS:
         for name, component in get_registry(kind).components.items():
             registered.setdefault(component.plugin, {}).setdefault(kind, []).append(name)
+    notes: dict[str, list[str]] = {}
+    for impl in manager.hook.etk_plugin_notes.get_hookimpls():
+        try:
+            notes[impl.plugin_name] = [str(note) for note in impl.function() or []]
+        except Exception as exc:  # a note is never worth breaking the listing
+            notes[impl.plugin_name] = [f"notes failed: {type(exc).__name__}: {exc}"]
     return [{"name": info.name, "distribution": info.distribution, "version": info.version,
              "status": "failed: " + info.failed if info.failed else "loaded",
-             "hooks": info.hooks, "registers": registered.get(info.name, {})}
+             "hooks": info.hooks, "registers": registered.get(info.name, {}), "notes": notes.get(info.name, [])}
             for info in sorted(manager.infos.values(), key=lambda info: (info.name != CORE_PLUGIN_NAME, info.name))]
 
 
@@ -39,11 +45,12 @@ def plugins(as_json: bool) -> None:
     from etk_core.console import stdout_console
 
     table = Table(title="etk plugins")
-    for column in ("plugin", "distribution", "version", "status", "registers"):
+    for column in ("plugin", "distribution", "version", "status", "registers", "notes"):
         table.add_column(column)
     for row in report:
         registers = "; ".join(f"{kind}: {', '.join(sorted(names))}" for kind, names in row["registers"].items())
-        table.add_row(row["name"], row["distribution"], row["version"], row["status"], registers or "-")
+        table.add_row(row["name"], row["distribution"], row["version"], row["status"], registers or "-",
+                      "; ".join(row["notes"]) or "-")
     stdout_console().print(table)
 
 

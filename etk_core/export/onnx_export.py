@@ -51,16 +51,31 @@ def _sample_batch(app: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return features, batch
 
 
+def static_length(model: Any, app: Any) -> int | None:
+    """The fixed sequence length to export at, for encoders whose attention depends on the length at trace
+    time (config flag `etk_export_static_length`, e.g. RSA's block layout): the app's max_length."""
+    encoder = getattr(model, "encoder", None)
+    return app.max_length if getattr(getattr(encoder, "config", None), "etk_export_static_length", False) else None
+
+
+def _pad_to(batch: dict[str, Any], length: int) -> dict[str, Any]:
+    """Pad every [batch, sequence] input with zeros (padding / masked) up to `length`."""
+    import torch
+
+    return {name: torch.nn.functional.pad(value, (0, length - value.shape[1])) for name, value in batch.items()}
+
+
 def _export_graph(model: Any, app: Any, batch: dict[str, Any], target: Path) -> list[str]:
     import torch
 
     input_names = list(batch)
     output_names = app.export_outputs
     encoder = getattr(model, "encoder", None)
-    if encoder is not None and hasattr(encoder, "set_attn_implementation"):
+    static = static_length(model, app)
+    if static is None and encoder is not None and hasattr(encoder, "set_attn_implementation"):
         # the eager attention exports to plain ops that ONNX Runtime's optimizer fuses into Attention
         encoder.set_attn_implementation("eager")
-    axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
+    axes = {name: {0: "batch"} if static else {0: "batch", 1: "sequence"} for name in input_names}
     axes.update({name: {0: "batch"} for name in output_names})
     with torch.no_grad():
         torch.onnx.export(_Positional.wrap(model, input_names, output_names), tuple(batch.values()), str(target),
@@ -151,11 +166,14 @@ def _export_onnx(path: str | Path, quantize: str | None, optimize: bool) -> dict
     loaded = load_artifact(path)
     model, app, folder = loaded.model, loaded.app, loaded.path
     _, batch = _sample_batch(app)
+    static = static_length(model, app)
+    if static:
+        batch = _pad_to(batch, static)
     with torch.no_grad():
         reference = {name: value.float().numpy() for name, value in model(**batch).items()
                      if name in app.export_outputs}
     record: dict[str, Any] = {"opset": OPSET, "outputs": list(app.export_outputs), "torch": torch.__version__,
-                              "onnxruntime": onnxruntime.__version__}
+                              "onnxruntime": onnxruntime.__version__, "static_length": static}
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         fp32 = Path(tmp) / ONNX_FILES["fp32"]
         record["inputs"] = _export_graph(model, app, batch, fp32)

@@ -50,4 +50,12 @@ class OnnxRunner:
         for name in self.input_names:
             value = batch[name]
             feed[name] = np.asarray(value.numpy() if hasattr(value, "numpy") else value, dtype=np.int64)
-        return dict(zip(self.output_names, self.session.run(self.output_names, feed)))
+        static = (getattr(self, "meta", None) or {}).get("static_length")
+        length = next(iter(feed.values())).shape[1] if feed else 0
+        if static and length < static:  # a graph exported at a fixed length: pad (masked), then cut back
+            feed = {name: np.pad(value, ((0, 0), (0, static - length))) for name, value in feed.items()}
+        outputs = dict(zip(self.output_names, self.session.run(self.output_names, feed)))
+        if static and length < static:
+            outputs = {name: value[:, :length] if value.ndim > 1 and value.shape[1] == static else value
+                       for name, value in outputs.items()}
+        return outputs
