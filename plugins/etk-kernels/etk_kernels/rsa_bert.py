@@ -55,7 +55,7 @@ def rsa_attention_forward(module: Any, query: Any, key: Any, value: Any, attenti
     """transformers attention-interface function: [B, H, n, d] inputs -> ([B, n, H, d], no weights)."""
     from etk_kernels.rsa import rsa_attention
 
-    batch, heads, length, _ = query.shape
+    batch, heads, length = (int(size) for size in query.shape[:3])  # ints also while tracing for export
     block = module.config.rsa_block
     num_blocks = -(-length // block)
     keep = _key_keep(attention_mask, batch, length)
