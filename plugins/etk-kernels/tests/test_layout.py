@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from etk_kernels.layout import covers_rows, dense_layout, layout_width, random_layout
 
 

@@ -24,8 +24,9 @@ TRAIN = ["train", "--app", "text_classify", "--model", "rsa-bert", "--set", "mod
 
 
 def test_k1_equals_the_dense_encoder():
-    from etk_core.zoo import load_backbone
     from etk_kernels.rsa_bert import enable_rsa
+
+    from etk_core.zoo import load_backbone
 
     torch.manual_seed(0)
     dense, _ = load_backbone({"name": "bert-tiny"})

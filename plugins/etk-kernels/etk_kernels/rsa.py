@@ -1,0 +1,199 @@
+"""Random Sparse Attention (RSA): block-sparse attention over a random layout.
+
+Each (head, query block) attends to the key blocks its layout row lists (see `etk_kernels.layout`). Two
+implementations with the same semantics:
+
+- the compiled CPU kernel (`csrc/rsa.cpp`): O(block_size x row width) memory per task, never the dense n x n
+  scores; prebuilt at install time as `etk_kernels._rsa_ext`, else JIT-compiled on first use;
+- `rsa_reference`: standard PyTorch ops (index_select, matmul, masked softmax), exportable to ONNX.
+
+`rsa_attention` is the public entry: any sequence length (padded internally to a multiple of the block size
+with masked keys), the compiled kernel where it applies, the reference everywhere else.
+
+Semantics shared by both: keys with ``key_keep`` False and the -1 padding of the layout get probability 0; a
+query row whose every key is masked outputs 0 (and gets zero gradients).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+
+_UNSET = object()
+_EXT: Any = _UNSET
+_LOCK = threading.Lock()
+_SOURCE = Path(__file__).parent / "csrc" / "rsa.cpp"
+
+
+def load_extension() -> Any | None:
+    """The compiled RSA module (prebuilt, else JIT-compiled and cached by torch), or None.
+
+    ``ETK_RSA_BACKEND=reference`` forces None (the pure-PyTorch reference everywhere).
+    """
+    global _EXT
+    if os.environ.get("ETK_RSA_BACKEND", "").strip().lower() == "reference":
+        return None
+    if _EXT is not _UNSET:
+        return _EXT
+    with _LOCK:
+        if _EXT is _UNSET:
+            _EXT = _build()
+    return _EXT
+
+
+def _build() -> Any | None:
+    """The prebuilt extension, else a JIT build of csrc/rsa.cpp, else None."""
+    ext = None
+    try:
+        from etk_kernels import _rsa_ext as ext  # built by setup.py at install time
+    except ImportError:
+        ext = None
+    if ext is None:
+        try:
+            from torch.utils.cpp_extension import load
+
+            ext = load(name="etk_rsa_ext", sources=[str(_SOURCE)], extra_cflags=["-O3", "-fopenmp"],
+                       extra_ldflags=["-fopenmp"], verbose=False)
+        except Exception as exc:  # no compiler, no headers, a failed build: fall back to the reference
+            log.debug("RSA extension unavailable, using the PyTorch reference: %s", exc)
+            ext = None
+    return ext
+
+
+def kernel_status() -> str:
+    """``"compiled"`` when the RSA extension loads, else ``"reference"``."""
+    return "compiled" if load_extension() is not None else "reference"
+
+
+def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_size: int) -> None:
+    if q.dim() != 4:
+        raise ValueError(f"q, k, v must be [B, H, n, d] (got q of shape {tuple(q.shape)})")
+    if k.shape != q.shape or v.shape != q.shape:
+        raise ValueError(f"q, k, v must have one shape (got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)})")
+    if block_size < 1:
+        raise ValueError(f"block_size must be positive (got {block_size})")
+
+
+def _pad(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_keep: torch.Tensor | None, block_size: int):
+    """Pads n up to a multiple of block_size; the padded keys are masked (key_keep False)."""
+    n = q.shape[-2]
+    pad = (-n) % block_size
+    if key_keep is not None:
+        key_keep = key_keep.to(device=q.device, dtype=torch.bool)
+    if pad:
+        q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
+        if key_keep is None:
+            key_keep = torch.ones(q.shape[0], n, dtype=torch.bool, device=q.device)
+        key_keep = F.pad(key_keep, (0, pad), value=False)
+    return q, k, v, key_keep
+
+
+def _check_layout(layout: torch.Tensor, heads: int, num_blocks: int) -> None:
+    if layout.dim() != 3 or layout.shape[0] != heads or layout.shape[1] != num_blocks:
+        raise ValueError(f"layout must be [heads={heads}, num_blocks={num_blocks}, width] "
+                         f"(got {tuple(layout.shape)})")
+
+
+def rsa_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: torch.Tensor, block_size: int,
+                  key_keep: torch.Tensor | None = None, scale: float | None = None) -> torch.Tensor:
+    """RSA in standard PyTorch ops (ONNX-exportable, opset 17): q, k, v [B, H, n, d] -> [B, H, n, d].
+
+    The key blocks of every (head, query block) are gathered ([B, H, n_b, width * bs, d]), so memory is
+    O(n x width x bs x d / bs) per head, not O(n^2). The layout's -1 entries point at block 0 and are masked.
+    """
+    _check(q, k, v, block_size)
+    n = q.shape[-2]
+    q, k, v, key_keep = _pad(q, k, v, key_keep, block_size)
+    batch, heads, n_pad, d = q.shape
+    bs = block_size
+    nb = n_pad // bs
+    _check_layout(layout, heads, nb)
+    if scale is None:
+        scale = 1.0 / math.sqrt(d)
+    layout = layout.to(q.device)
+    width = layout.shape[-1]
+    valid = layout >= 0                                                   # [H, nb, W]
+    idx = layout.clamp(min=0).long()                                      # -1 -> block 0 (masked below)
+    head_offset = torch.arange(heads, device=q.device).view(heads, 1, 1) * nb
+    flat = (idx + head_offset).reshape(-1)                                # [H * nb * W] into [H * nb] blocks
+    kg = k.reshape(batch, heads * nb, bs, d).index_select(1, flat).reshape(batch, heads, nb, width * bs, d)
+    vg = v.reshape(batch, heads * nb, bs, d).index_select(1, flat).reshape(batch, heads, nb, width * bs, d)
+    qb = q.reshape(batch, heads, nb, bs, d)
+    scores = torch.matmul(qb, kg.transpose(-1, -2)) * scale              # [B, H, nb, bs, W * bs]
+    keep = valid.unsqueeze(-1).expand(heads, nb, width, bs).reshape(1, heads, nb, 1, width * bs)
+    if key_keep is not None:
+        kk = key_keep.reshape(batch, nb, bs).index_select(1, idx.reshape(-1))
+        keep = keep & kk.reshape(batch, heads, nb, 1, width * bs)
+    scores = scores.masked_fill(~keep, float("-inf"))
+    # The row max is only a shift (softmax does not depend on it): detached; -inf (every key masked) -> finite.
+    row_max = scores.detach().amax(dim=-1, keepdim=True).clamp_min(torch.finfo(scores.dtype).min)
+    e = torch.exp(scores - row_max)
+    denom = e.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(scores.dtype).tiny)
+    out = torch.matmul(e / denom, vg).reshape(batch, heads, n_pad, d)
+    return out[:, :, :n]
+
+
+class RSAFunction(torch.autograd.Function):
+    """Autograd wrapper of the compiled kernel; n must be a multiple of block_size (see `rsa_attention`)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, layout, key_keep, block_size, scale):  # noqa: D102
+        ext = load_extension()
+        if ext is None:
+            raise RuntimeError("the compiled RSA kernel is not available (kernel_status() == 'reference')")
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+        layout = layout.to(torch.int32).contiguous()
+        if key_keep is None:
+            key_keep = torch.empty(0, dtype=torch.bool)
+        out, lse = ext.rsa_forward(q, k, v, layout, key_keep, int(block_size), float(scale))
+        ctx.save_for_backward(q, k, v, out, lse, layout, key_keep)
+        ctx.block_size = int(block_size)
+        ctx.scale = float(scale)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):  # noqa: D102
+        q, k, v, out, lse, layout, key_keep = ctx.saved_tensors
+        dq, dk, dv = load_extension().rsa_backward(grad_out.contiguous(), q, k, v, out, lse, layout, key_keep,
+                                                   ctx.block_size, ctx.scale)
+        return dq, dk, dv, None, None, None, None
+
+
+def _use_kernel(q: torch.Tensor) -> bool:
+    if q.device.type != "cpu" or q.dtype not in (torch.float32, torch.float64):
+        return False
+    if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.jit.is_scripting():
+        return False
+    return load_extension() is not None
+
+
+def rsa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: torch.Tensor, block_size: int,
+                  key_keep: torch.Tensor | None = None, scale: float | None = None) -> torch.Tensor:
+    """Random sparse attention: q, k, v [B, H, n, d] (any n) -> [B, H, n, d].
+
+    ``layout``: [H, ceil(n / block_size), width] key-block indices (-1 = none), e.g. from `random_layout`.
+    ``key_keep``: [B, n] bool (True = a real token a query may attend to), None = all kept.
+    ``scale``: default 1 / sqrt(d). The compiled kernel runs on CPU float32 / float64 outside ONNX export
+    (see `kernel_status`); everything else runs `rsa_reference`.
+    """
+    _check(q, k, v, block_size)
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+    if not _use_kernel(q):
+        return rsa_reference(q, k, v, layout, block_size, key_keep=key_keep, scale=scale)
+    n = q.shape[-2]
+    qp, kp, vp, keep = _pad(q, k, v, key_keep, block_size)
+    _check_layout(layout, q.shape[1], qp.shape[-2] // block_size)
+    keep = keep.contiguous() if keep is not None else None
+    out = RSAFunction.apply(qp, kp, vp, layout, keep, block_size, scale)
+    return out[:, :, :n] if out.shape[-2] != n else out
