@@ -53,3 +53,10 @@ def benchmarks(session: nox.Session) -> None:
 def instance_tl(session: nox.Session) -> None:
     """Instance-based TL on Quora -> CIKM (6 algorithms x 3 seeds; long: pass --quick for a check)."""
     session.run("python", "benchmarks/instance_tl.py", *(session.posargs or []))
+
+
+@nox.session
+def rsa(session: nox.Session) -> None:
+    """Random Sparse Attention vs dense SDPA (time, memory, GFLOP/s); then RSA-BERT quality (long)."""
+    session.run("python", "benchmarks/rsa.py", *(session.posargs or []))
+    session.run("python", "benchmarks/rsa_bert_quality.py", *(session.posargs or []))
