@@ -14,11 +14,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from etk_runs import etk_train, write_section
 
 ALGOS = ("tgt_only", "src_only", "mixed", "ruder_plank", "rtl", "mgtl")
 README = Path(__file__).resolve().parent.parent / "plugins" / "etk-instancetl" / "README.md"
@@ -27,18 +28,11 @@ BEGIN, END = "<!-- BENCHMARK:BEGIN -->", "<!-- BENCHMARK:END -->"
 
 def train(algo: str, seed: int, args: argparse.Namespace, workdir: Path) -> dict[str, float]:
     """One `etk train` run; its final metrics."""
-    command = [sys.executable, "-m", "etk_core", "train", "--app", "text_match", "--algo", algo, "--model", args.model,
-               "--data", "source=qqp:train", "--data", "target=cikm_en:train", "--data", "dev=cikm_en:dev",
-               "--data", "test=cikm_en:test", "--set", f"seed={seed}", "--set", f"train.epochs={args.epochs}",
-               "--set", f"train.max_length={args.max_length}", "--no-export", "--json",
-               "--output", str(workdir / f"{algo}-{seed}"), *sum((["--set", s] for s in args.set), [])]
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    if done.returncode:
-        raise SystemExit(f"{algo} seed {seed} failed: {done.stdout[-500:]}{done.stderr[-1500:]}")
-    metrics = json.loads(done.stdout.strip().splitlines()[-1])
-    metrics["seconds"] = round(time.perf_counter() - started, 1)
-    return metrics
+    return etk_train(["--app", "text_match", "--algo", algo, "--model", args.model,
+                      "--data", "source=qqp:train", "--data", "target=cikm_en:train", "--data", "dev=cikm_en:dev",
+                      "--data", "test=cikm_en:test", "--set", f"seed={seed}", "--set", f"train.epochs={args.epochs}",
+                      "--set", f"train.max_length={args.max_length}", *sum((["--set", s] for s in args.set), [])],
+                     workdir / f"{algo}-{seed}", f"{algo} seed {seed}")
 
 
 def applies(assignment: str, algo: str) -> bool:
@@ -71,12 +65,6 @@ def table(results: dict[str, list[dict[str, float]]], args: argparse.Namespace) 
     return "\n".join(lines)
 
 
-def write_readme(text: str) -> None:
-    content = README.read_text(encoding="utf-8")
-    start, end = content.index(BEGIN) + len(BEGIN), content.index(END)
-    README.write_text(content[:start] + "\n" + text + "\n" + content[end:], encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algos", default=",".join(ALGOS), help="comma-separated algorithms")
@@ -100,7 +88,7 @@ def main() -> None:
         text = table(results, args)
         print(text)
         if args.readme:
-            write_readme(text)
+            write_section(README, BEGIN, END, text)
         return
     from etk_core.data.datasets.shared import shared_datasets_dir
 
@@ -123,7 +111,7 @@ def main() -> None:
     text = table(results, args)
     print(text)
     if args.readme and not args.quick:
-        write_readme(text)
+        write_section(README, BEGIN, END, text)
     print(json.dumps({"args": {k: v for k, v in vars(args).items()}, "results": results}))
 
 

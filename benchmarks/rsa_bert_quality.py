@@ -11,28 +11,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from etk_runs import etk_train, write_section
 
 README = Path(__file__).resolve().parent.parent / "plugins" / "etk-kernels" / "README.md"
 BEGIN, END = "<!-- QUALITY:BEGIN -->", "<!-- QUALITY:END -->"
 
 
 def train(label: str, model_args: list[str], args: argparse.Namespace, workdir: Path) -> dict[str, float]:
-    command = [sys.executable, "-m", "etk_core", "train", "--app", "text_classify", *model_args,
-               "--data", f"train={args.train}", "--data", f"dev={args.dev}", "--set", f"train.epochs={args.epochs}",
-               "--set", f"train.max_length={args.max_length}", "--set", f"train.batch_size={args.batch_size}",
-               "--set", f"seed={args.seed}", "--no-export", "--json", "--output", str(workdir / label)]
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    if done.returncode:
-        raise SystemExit(f"{label} failed: {done.stdout[-500:]}{done.stderr[-1500:]}")
-    metrics = json.loads(done.stdout.strip().splitlines()[-1])
-    metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
-    return metrics
+    return etk_train(["--app", "text_classify", *model_args, "--data", f"train={args.train}",
+                      "--data", f"dev={args.dev}", "--set", f"train.epochs={args.epochs}",
+                      "--set", f"train.max_length={args.max_length}", "--set", f"train.batch_size={args.batch_size}",
+                      "--set", f"seed={args.seed}"], workdir / label, label)
 
 
 def main() -> None:
@@ -68,9 +62,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.readme and not args.quick:
-        content = README.read_text(encoding="utf-8")
-        start, end = content.index(BEGIN) + len(BEGIN), content.index(END)
-        README.write_text(content[:start] + "\n" + text + "\n" + content[end:], encoding="utf-8")
+        write_section(README, BEGIN, END, text)
     print(json.dumps({"args": vars(args), "results": results}))
 
 

@@ -30,9 +30,9 @@ def etk_register_algorithms() -> list[type[Any]]:
 
 @hookimpl
 def etk_register_strategies() -> list[type[Any]]:
-    from etk_core.strategies import SingleProcess
+    from etk_core.strategies import DataParallel, SingleProcess
 
-    return [SingleProcess]
+    return [SingleProcess, DataParallel]
 
 
 @hookimpl

@@ -66,6 +66,8 @@ CORE_SCHEMA: dict[str, Any] = {
         "bucket": Option(bool, True, "length-bucketed batches with dynamic padding"),
         "device": Option(str, "auto", "auto, cpu or cuda"),
         "threads": Option((int, _NONE), None, "torch intra-op threads (null: all cores)"),
+        "gradient_checkpointing": Option(bool, False, "recompute encoder activations in backward (less memory, "
+                                                      "~30% more time)"),
     },
     "output": Option((str, _NONE), None, "run folder (default: runs/<app>-<algo>-<time>)"),
     "export": Option(bool, True, "export the best model to ONNX at the end of training"),

@@ -165,6 +165,17 @@ class Strategy(Component, ABC):
     def accelerator(self) -> Any:
         """An `accelerate.Accelerator` set up for this strategy."""
 
+    def processes(self) -> int:
+        """How many worker processes the run needs (more than one: etk launches them)."""
+        return 1
+
+    def is_main_process(self) -> bool:
+        """Whether this process writes the run folder and prints the results."""
+        return True
+
+    def barrier(self) -> None:
+        """Wait for every worker process (nothing to wait for in one process)."""
+
 
 class Algorithm(Component, ABC):
     """A training procedure over an app, a backbone and data in named roles."""

@@ -46,6 +46,11 @@ class Run:
 
     def build_model(self) -> Any:
         """The app's task model around the backbone's encoder."""
+        if self.config["train"]["gradient_checkpointing"]:
+            if not getattr(self.encoder, "supports_gradient_checkpointing", False):
+                raise ConfigError(f"{type(self.encoder).__name__} does not support train.gradient_checkpointing; "
+                                  f"drop --set train.gradient_checkpointing=true")
+            self.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         return self.app.build_model(self.encoder)
 
     def fit(self, model: Any, train: str = "train", dev: str | None = "dev", save_best: bool = True) -> Any:
@@ -57,7 +62,9 @@ class Run:
                             dev=self.features(dev) if dev and dev in self.records else None,
                             config=self.config, accelerator=self.strategy.accelerator(), run_dir=self.dir,
                             on_best=on_best, progress=self.progress, resume=self.resume)
-        return loop.fit()
+        result = loop.fit()
+        self.strategy.barrier()  # the main process has written the artifact before anyone reads it
+        return result
 
     def evaluate(self, model: Any, role: str) -> dict[str, float]:
         """Metrics of `model` on a data role."""

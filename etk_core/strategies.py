@@ -1,11 +1,15 @@
-"""The built-in execution strategy: one process on CPU or one GPU, through accelerate."""
+"""The built-in execution strategies, through accelerate: one process (CPU or one GPU), and data parallel."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+from etk_core.config import Option
 from etk_core.errors import ConfigError
 from etk_core.interfaces import Strategy
+
+COMM_HOOKS = ("none", "fp16", "bf16", "powersgd")
 
 
 def use_cuda(device: str) -> bool:
@@ -27,8 +31,60 @@ class SingleProcess(Strategy):
         from accelerate import Accelerator
 
         cuda = use_cuda(self.train["device"])
-        precision = self.train["precision"]
-        if precision == "fp16" and not cuda:
-            raise ConfigError("train.precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
-        mixed = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[precision]
-        return Accelerator(cpu=not cuda, mixed_precision=mixed)
+        return Accelerator(cpu=not cuda, mixed_precision=mixed_precision(self.train["precision"], cuda))
+
+
+def mixed_precision(precision: str, cuda: bool) -> str:
+    """accelerate's mixed-precision name for `train.precision` (fp16 only on CUDA)."""
+    if precision == "fp16" and not cuda:
+        raise ConfigError("train.precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+    return {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[precision]
+
+
+class DataParallel(Strategy):
+    """Data parallel over `nproc` processes on this machine (gloo on CPU, nccl on GPUs), launched by etk."""
+
+    name = "ddp"
+    description = "data parallel: one process per core group or GPU, gradients all-reduced (gloo / nccl)"
+    options = {
+        "nproc": Option(int, 2, "worker processes (also --nproc); each takes train.batch_size examples per step"),
+        "comm_hook": Option(str, "none", "gradient communication: none, fp16 or bf16 (compressed all-reduce), "
+                                         "powersgd (low-rank)"),
+        "powersgd_rank": Option(int, 1, "rank of PowerSGD's gradient approximation"),
+        "compile": Option(bool, False, "torch.compile the model (inductor)"),
+    }
+
+    def __init__(self, options: dict[str, Any], train: dict[str, Any]) -> None:
+        super().__init__(options, train)
+        if self.options.get("comm_hook", "none") not in COMM_HOOKS:
+            raise ConfigError(f"strategy.comm_hook {self.options['comm_hook']!r} is not one of "
+                              f"{', '.join(COMM_HOOKS)}")
+        if int(self.options.get("nproc", 2)) < 1:
+            raise ConfigError("strategy.nproc (--nproc) must be at least 1")
+        self._accelerator: Any = None
+
+    def processes(self) -> int:
+        return int(self.options.get("nproc", 2))
+
+    def is_main_process(self) -> bool:
+        return os.environ.get("RANK", "0") == "0"
+
+    def barrier(self) -> None:
+        self.accelerator().wait_for_everyone()
+
+    def accelerator(self) -> Any:
+        if self._accelerator is None:
+            from accelerate import Accelerator
+            from accelerate.utils import DDPCommunicationHookType, DistributedDataParallelKwargs
+
+            cuda = use_cuda(self.train["device"])
+            hook = {"none": DDPCommunicationHookType.NO, "fp16": DDPCommunicationHookType.FP16,
+                    "bf16": DDPCommunicationHookType.BF16,
+                    "powersgd": DDPCommunicationHookType.POWER_SGD}[self.options.get("comm_hook", "none")]
+            state = ({"matrix_approximation_rank": int(self.options.get("powersgd_rank", 1))}
+                     if hook is DDPCommunicationHookType.POWER_SGD else {})
+            ddp = DistributedDataParallelKwargs(comm_hook=hook, comm_state_option=state)
+            precision = mixed_precision(self.train["precision"], cuda)
+            self._accelerator = Accelerator(cpu=not cuda, mixed_precision=precision, kwargs_handlers=[ddp],
+                                            dynamo_backend="inductor" if self.options.get("compile") else "no")
+        return self._accelerator

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 from click.testing import CliRunner, Result
@@ -23,6 +24,17 @@ def run_cli(args: Sequence[str], env: dict[str, str] | None = None) -> Result:
     from etk_core.cli.main import cli
 
     return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def train_run(folder: Path, args: Sequence[str]) -> Path:
+    """`etk train ARGS --output FOLDER/run` with freshly loaded plugins; asserts success, returns the run."""
+    from etk_core.plugins import reset_plugin_manager
+
+    reset_plugin_manager()
+    out = Path(folder) / "run"
+    result = run_cli([*args, "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
 
 
 def free_port() -> int:

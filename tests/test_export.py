@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from etk_core.testing import run_cli
+from etk_core.testing import run_cli, train_run
 
 TRAIN = ["train", "--model", "bert-tiny", "--data", "train=synthetic_sentiment:train",
          "--data", "dev=synthetic_sentiment:dev", "--set", "train.max_steps=40", "--set", "train.batch_size=16",
@@ -16,13 +16,7 @@ TRAIN = ["train", "--model", "bert-tiny", "--data", "train=synthetic_sentiment:t
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    from etk_core.plugins import reset_plugin_manager
-
-    reset_plugin_manager()
-    out = tmp_path_factory.mktemp("export") / "run"
-    result = run_cli([*TRAIN, "--output", str(out)])
-    assert result.exit_code == 0, result.output
-    return out
+    return train_run(tmp_path_factory.mktemp("export"), TRAIN)
 
 
 def test_train_exports_automatically_and_checks_itself(run_dir):

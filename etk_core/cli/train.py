@@ -16,27 +16,42 @@ from etk_core.cli.options import echo_json, parse_data
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML or JSON run config.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config key (dotted).")
 @click.option("--strategy", help="Execution strategy (etk list strategies).")
+@click.option("--nproc", type=int, help="Worker processes of a multi-process strategy (strategy.nproc).")
 @click.option("--output", "-o", type=click.Path(file_okay=False), help="Run folder (default runs/<app>-<algo>-<time>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --output from its last checkpoint.")
 @click.option("--no-export", "no_export", is_flag=True, default=None,
               help="Do not export the best model to ONNX at the end (same as --set export=false).")
 @click.option("--json", "as_json", is_flag=True, help="Print the final metrics as one JSON object.")
 def train(app: str | None, algo: str | None, model: str | None, data: tuple[str, ...], config_file: str | None,
-          sets: tuple[str, ...], strategy: str | None, output: str | None, resume: bool, no_export: bool | None,
-          as_json: bool) -> None:
+          sets: tuple[str, ...], strategy: str | None, nproc: int | None, output: str | None, resume: bool,
+          no_export: bool | None, as_json: bool) -> None:
     """Train a model; writes a run folder with metrics, checkpoints and the model artifact."""
     from etk_core import config as config_mod
     from etk_core.errors import ConfigError
+    from etk_core.launch import is_worker, launch_workers
     from etk_core.run import prepare, start
 
     if resume and not output:
         raise ConfigError("--resume needs --output RUN_FOLDER (the run to continue)")
     flags = {"app.name": app, "algo.name": algo, "model.name": model, "strategy.name": strategy,
              "output": output, "data.sources": parse_data(data) or None,
-             "export": False if no_export else None}
+             "export": False if no_export else None, "strategy.nproc": nproc}
     config = config_mod.resolve(config_file, flags, sets)
+    if not is_worker():
+        from etk_core.registry import get_component
+
+        strategy_obj = get_component("strategies", config["strategy"]["name"])(config["strategy"], config["train"])
+        if strategy_obj.processes() > 1:
+            code = launch_workers(config, strategy_obj.processes(), [*(["--resume"] if resume else []),
+                                                                    *(["--json"] if as_json else [])])
+            raise SystemExit(code)
     run = prepare(config, resume=resume)
-    start(run)
+    if run.strategy.is_main_process():
+        start(run)
+    run.strategy.barrier()
+    if not run.strategy.is_main_process():
+        _run_quietly(run)
+        return
     metrics = _run_with_progress(run)
     if config["export"]:
         from etk_core.artifact import ARTIFACT_DIR
@@ -61,6 +76,12 @@ def _run_with_progress(run) -> dict[str, float]:  # noqa: ANN001
     with Progress(*columns, console=stderr_console(), transient=False) as progress:
         run.progress = progress
         return run.algorithm.run(run)
+
+
+def _run_quietly(run) -> None:  # noqa: ANN001
+    """A worker other than the main one: train, print nothing (the main process reports)."""
+    run.progress = None
+    run.algorithm.run(run)
 
 
 def _print_summary(run, metrics: dict[str, float]) -> None:  # noqa: ANN001

@@ -3,6 +3,7 @@ periodic evaluation with early stopping, atomic checkpoints and exact resumption
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -107,7 +108,8 @@ class TrainingLoop:
         if self.resume and ckpt_dir:
             if found := latest_checkpoint(ckpt_dir):
                 state = load_checkpoint(found, acc.unwrap_model(self.model), optimizer, scheduler)
-            self._truncate_log(state["step"])
+            if acc.is_main_process:
+                self._truncate_log(state["step"])
         self.state, self._optimizer, self._scheduler = state, optimizer, scheduler
         self._history: list[dict[str, Any]] = []
         eval_every = cfg["eval_every"]
@@ -122,9 +124,12 @@ class TrainingLoop:
             for index in range(state["batch"], len(batches)):
                 tick = time.perf_counter()
                 batch = self.app.collate([self.train[i] for i in batches[index]])
-                with acc.autocast():
-                    loss = self.model(**move_to(batch, acc.device))["loss"]
-                acc.backward(loss / cfg["grad_accum"])
+                updates = accum + 1 >= cfg["grad_accum"] or index + 1 == len(batches)
+                # accumulation micro-steps keep their gradients local: one all-reduce per optimiser step
+                with contextlib.nullcontext() if updates else acc.no_sync(self.model):
+                    with acc.autocast():
+                        loss = self.model(**move_to(batch, acc.device))["loss"]
+                    acc.backward(loss / cfg["grad_accum"])
                 state["loss_sum"] += float(loss.detach())
                 state["loss_count"] += 1
                 state["samples"] += len(batches[index])

