@@ -7,6 +7,15 @@ from typing import Any
 from etk_core.interfaces import Algorithm
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB (Linux and macOS units differ)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
 class Finetune(Algorithm):
     """Fine-tune a pre-trained backbone with the app's head on `train`; pick the best on `dev`."""
 
@@ -24,6 +33,7 @@ class Finetune(Algorithm):
 
             best = load_artifact(run.dir).model
             metrics.update({f"test_{key}": value for key, value in run.evaluate(best, "test").items()})
-        metrics["train_samples_per_s"] = result.samples_per_s
+        metrics["train_samples_per_s"] = result.samples_per_s  # this process's; all processes: x nproc
         metrics["steps"] = result.steps
+        metrics["peak_rss_mib"] = round(peak_rss_mib(), 1)
         return metrics
