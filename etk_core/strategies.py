@@ -83,7 +83,8 @@ class DataParallel(Strategy):
                     "powersgd": DDPCommunicationHookType.POWER_SGD}[self.options.get("comm_hook", "none")]
             state = ({"matrix_approximation_rank": int(self.options.get("powersgd_rank", 1))}
                      if hook is DDPCommunicationHookType.POWER_SGD else {})
-            ddp = DistributedDataParallelKwargs(comm_hook=hook, comm_state_option=state)
+            # find_unused_parameters: encoders carry parts an app may not use (BERT's pooler under mean pooling)
+            ddp = DistributedDataParallelKwargs(comm_hook=hook, comm_state_option=state, find_unused_parameters=True)
             precision = mixed_precision(self.train["precision"], cuda)
             self._accelerator = Accelerator(cpu=not cuda, mixed_precision=precision, kwargs_handlers=[ddp],
                                             dynamo_backend="inductor" if self.options.get("compile") else "no")

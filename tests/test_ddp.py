@@ -55,6 +55,14 @@ def test_comm_hooks_change_the_gradients_a_little(single, tmp_path, hook):
     assert abs(_evals(single)[-1]["accuracy"] - _evals(ddp)[-1]["accuracy"]) <= 0.05
 
 
+def test_ddp_trains_a_transformer_with_unused_parameters(tmp_path):
+    # text_classify reads last_hidden_state: BERT's pooler gets no gradient, which DDP must accept
+    run = train_run(tmp_path, ["train", "--model", "bert-tiny", "--data", "train=synthetic_sentiment:train",
+                               "--strategy", "ddp", "--nproc", "2", "--set", "train.max_steps=3",
+                               "--set", "train.batch_size=4", "--set", "train.max_length=32", "--no-export"])
+    assert (run / "model" / "model.safetensors").is_file()
+
+
 def test_bad_strategy_options_are_one_line_errors(tmp_path):
     result = run_cli([*COMMON, "--strategy", "ddp", "--set", "strategy.comm_hook=zip", "--output", str(tmp_path / "x")])
     assert result.exit_code == 2 and "strategy.comm_hook" in result.output
