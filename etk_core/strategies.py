@@ -61,6 +61,8 @@ class DataParallel(Strategy):
                               f"{', '.join(COMM_HOOKS)}")
         if int(self.options.get("nproc", 2)) < 1:
             raise ConfigError("strategy.nproc (--nproc) must be at least 1")
+        if self.options.get("comm_hook") == "bf16" and not use_cuda(self.train["device"]):
+            raise ConfigError("strategy.comm_hook=bf16 needs CUDA GPUs (NCCL); on the CPU use fp16 or powersgd")
         self._accelerator: Any = None
 
     def processes(self) -> int:

@@ -67,3 +67,7 @@ def test_bad_strategy_options_are_one_line_errors(tmp_path):
     result = run_cli([*COMMON, "--strategy", "ddp", "--set", "strategy.comm_hook=zip", "--output", str(tmp_path / "x")])
     assert result.exit_code == 2 and "strategy.comm_hook" in result.output
     assert not (tmp_path / "x").exists()
+    if not __import__("torch").cuda.is_available():
+        result = run_cli([*COMMON, "--strategy", "ddp", "--set", "strategy.comm_hook=bf16",
+                          "--output", str(tmp_path / "y")])
+        assert result.exit_code == 2 and "needs CUDA" in result.output, result.output
