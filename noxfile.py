@@ -60,3 +60,9 @@ def rsa(session: nox.Session) -> None:
     """Random Sparse Attention vs dense SDPA (time, memory, GFLOP/s); then RSA-BERT quality (long)."""
     session.run("python", "benchmarks/rsa.py", *(session.posargs or []))
     session.run("python", "benchmarks/rsa_bert_quality.py", *(session.posargs or []))
+
+
+@nox.session
+def strategies(session: nox.Session) -> None:
+    """single vs ddp throughput and memory; gradient bytes per communication hook."""
+    session.run("python", "benchmarks/strategies.py", *(session.posargs or []))
