@@ -184,6 +184,10 @@ class Algorithm(Component, ABC):
     roles: ClassVar[tuple[str, ...]] = ("train",)
     #: Data roles that may be given.
     optional_roles: ClassVar[tuple[str, ...]] = ("dev", "test")
+    #: Strategies the algorithm can run under (None: any).
+    strategies: ClassVar[tuple[str, ...] | None] = None
+    #: Whether `--resume` can continue an interrupted run.
+    resumable: ClassVar[bool] = True
 
     @abstractmethod
     def run(self, run: Run) -> dict[str, float]:

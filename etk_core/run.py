@@ -80,6 +80,30 @@ class Run:
                              encoder_config=self.encoder.config, config=self.config, metrics=metrics)
 
 
+def check_run(config: dict[str, Any], resume: bool = False) -> tuple[Any, Any, Any]:
+    """Resolve the algorithm, app and strategy classes and check that they fit the data roles, the strategy
+    and --resume; cheap (no data, no model), so it runs before anything is launched or written."""
+    algorithm_cls = get_component("algorithms", config["algo"]["name"])
+    app_cls = get_component("apps", config["app"]["name"])
+    strategy_cls = get_component("strategies", config["strategy"]["name"])
+    sources = config["data"]["sources"]
+    known = ", ".join(algorithm_cls.roles + algorithm_cls.optional_roles)
+    missing = [role for role in algorithm_cls.roles if role not in sources]
+    if missing:
+        raise ConfigError(f"algorithm {algorithm_cls.name!r} needs --data {missing[0]}=PATH (its roles: {known})")
+    unknown = [role for role in sources if role not in algorithm_cls.roles + algorithm_cls.optional_roles]
+    if unknown:
+        raise ConfigError(f"algorithm {algorithm_cls.name!r} takes no data role {unknown[0]!r}; its roles: {known}")
+    allowed = algorithm_cls.strategies
+    if allowed is not None and strategy_cls.name not in allowed:
+        raise ConfigError(f"algorithm {algorithm_cls.name!r} runs with --strategy {' or '.join(allowed)}, "
+                          f"not {strategy_cls.name!r}")
+    if resume and not algorithm_cls.resumable:
+        raise ConfigError(f"algorithm {algorithm_cls.name!r} runs cannot be resumed; start a new run without "
+                          f"--resume (another --output)")
+    return algorithm_cls, app_cls, strategy_cls
+
+
 def prepare(config: dict[str, Any], resume: bool = False) -> Run:
     """Resolve components, read and encode all data, load the backbone. Writes nothing."""
     import torch
@@ -88,23 +112,12 @@ def prepare(config: dict[str, Any], resume: bool = False) -> Run:
     from etk_core.data.load import load_records
     from etk_core.zoo import load_backbone
 
-    algorithm_cls = get_component("algorithms", config["algo"]["name"])
-    app_cls = get_component("apps", config["app"]["name"])
-    strategy_cls = get_component("strategies", config["strategy"]["name"])
-    sources = config["data"]["sources"]
-    missing = [role for role in algorithm_cls.roles if role not in sources]
-    if missing:
-        known = ", ".join(algorithm_cls.roles + algorithm_cls.optional_roles)
-        raise ConfigError(f"algorithm {algorithm_cls.name!r} needs --data {missing[0]}=PATH (its roles: {known})")
-    unknown = [role for role in sources if role not in algorithm_cls.roles + algorithm_cls.optional_roles]
-    if unknown:
-        known = ", ".join(algorithm_cls.roles + algorithm_cls.optional_roles)
-        raise ConfigError(f"algorithm {algorithm_cls.name!r} takes no data role {unknown[0]!r}; its roles: {known}")
+    algorithm_cls, app_cls, strategy_cls = check_run(config, resume)
     if config["train"]["threads"]:
         torch.set_num_threads(config["train"]["threads"])
     set_seed(config["seed"])
     records = {role: load_records(str(spec), config["data"], required=app_cls.required_columns)
-               for role, spec in sources.items()}
+               for role, spec in config["data"]["sources"].items()}
     encoder, tokenizer = load_backbone(config["model"])
     app = app_cls(config["app"], tokenizer, config["train"]["max_length"])
     app.fit_labels(records[algorithm_cls.roles[0]])

@@ -29,7 +29,7 @@ def train(app: str | None, algo: str | None, model: str | None, data: tuple[str,
     from etk_core import config as config_mod
     from etk_core.errors import ConfigError
     from etk_core.launch import is_worker, launch_workers
-    from etk_core.run import prepare, start
+    from etk_core.run import check_run, prepare, start
 
     if resume and not output:
         raise ConfigError("--resume needs --output RUN_FOLDER (the run to continue)")
@@ -38,9 +38,8 @@ def train(app: str | None, algo: str | None, model: str | None, data: tuple[str,
              "export": False if no_export else None, "strategy.nproc": nproc}
     config = config_mod.resolve(config_file, flags, sets)
     if not is_worker():
-        from etk_core.registry import get_component
-
-        strategy_obj = get_component("strategies", config["strategy"]["name"])(config["strategy"], config["train"])
+        _, _, strategy_cls = check_run(config, resume)
+        strategy_obj = strategy_cls(config["strategy"], config["train"])
         if strategy_obj.processes() > 1:
             code = launch_workers(config, strategy_obj.processes(), [*(["--resume"] if resume else []),
                                                                     *(["--json"] if as_json else [])])

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from etk_core.config import Option
-from etk_core.errors import ConfigError, EtkError
+from etk_core.errors import ConfigError
 from etk_core.interfaces import Algorithm
 
 SELECTION_FILE = "selection.jsonl"
@@ -51,6 +51,8 @@ class InstanceTransfer(Algorithm):
     roles: ClassVar[tuple[str, ...]] = ("target", "source")
     optional_roles: ClassVar[tuple[str, ...]] = ("dev", "test")
     options: ClassVar[dict[str, Option]] = COMMON_OPTIONS
+    strategies: ClassVar[tuple[str, ...] | None] = ("single",)  # the selectors act on one process's batches
+    resumable: ClassVar[bool] = False  # runs take minutes; selector state is not checkpointed
     #: Whether source examples get their own output layer (False: one head for both domains).
     source_head: ClassVar[bool] = True
     #: Which losses a step uses.
@@ -89,10 +91,6 @@ class InstanceTransfer(Algorithm):
         from etk_core.training.evaluation import move_to
         from etk_instancetl.heads import SOURCE, TARGET, DomainModel
 
-        if run.resume:
-            raise EtkError(f"{run.dir}: instance-based TL runs cannot be resumed; start a new run (another --output)")
-        if run.strategy.name != "single":
-            raise ConfigError(f"algorithm {self.name!r} runs in one process; use --strategy single")
         self.run_ctx = run
         self.opts = run.config["algo"]
         cfg, seed = run.config["train"], run.config["seed"]
