@@ -165,6 +165,12 @@ class Strategy(Component, ABC):
     def accelerator(self) -> Any:
         """An `accelerate.Accelerator` set up for this strategy."""
 
+    def engine(self) -> Any:
+        """The `etk_core.training.engine.TrainEngine` the core training loop runs with."""
+        from etk_core.training.engine import AccelerateEngine
+
+        return AccelerateEngine(self.accelerator())
+
     def processes(self) -> int:
         """How many worker processes the run needs (more than one: etk launches them)."""
         return 1

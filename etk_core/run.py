@@ -60,7 +60,7 @@ class Run:
         on_best = (lambda best_model, metrics: self.save_artifact(best_model, metrics)) if save_best else None
         loop = TrainingLoop(model=model, app=self.app, train=self.features(train),
                             dev=self.features(dev) if dev and dev in self.records else None,
-                            config=self.config, accelerator=self.strategy.accelerator(), run_dir=self.dir,
+                            config=self.config, engine=self.strategy.engine(), run_dir=self.dir,
                             on_best=on_best, progress=self.progress, resume=self.resume)
         result = loop.fit()
         self.strategy.barrier()  # the main process has written the artifact before anyone reads it

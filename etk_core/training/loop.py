@@ -3,7 +3,6 @@ periodic evaluation with early stopping, atomic checkpoints and exact resumption
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
@@ -14,7 +13,7 @@ from typing import Any
 
 from etk_core.training.batching import train_batches
 from etk_core.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from etk_core.training.evaluation import move_to, predict_outputs
+from etk_core.training.evaluation import predict_outputs
 
 
 @dataclass
@@ -41,13 +40,13 @@ class TrainingLoop:
     """Trains `model` on encoded `train` features; evaluates on `dev`; calls `on_best(model, metrics)`."""
 
     def __init__(self, *, model: Any, app: Any, train: list[dict[str, Any]], dev: list[dict[str, Any]] | None,
-                 config: dict[str, Any], accelerator: Any, run_dir: Path | None,
+                 config: dict[str, Any], engine: Any, run_dir: Path | None,
                  on_best: Callable[[Any, dict[str, float]], None] | None = None,
                  progress: Any = None, resume: bool = False) -> None:
         self.model, self.app, self.train, self.dev = model, app, train, dev
         self.cfg = config["train"]
         self.seed = config["seed"]
-        self.accelerator = accelerator
+        self.engine = engine
         self.run_dir = run_dir
         self.on_best = on_best
         self.progress = progress
@@ -58,7 +57,7 @@ class TrainingLoop:
     # -- pieces -----------------------------------------------------------------------------------
     def _epoch_batches(self, epoch: int) -> list[list[int]]:
         batches = train_batches(self.lengths, self.cfg["batch_size"], self.seed, epoch, self.cfg["bucket"])
-        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        world, rank = self.engine.data_world, self.engine.data_rank
         if world > 1:  # every rank gets the same number of batches
             usable = len(batches) - len(batches) % world
             batches = batches[rank:usable:world]
@@ -70,15 +69,18 @@ class TrainingLoop:
         total = self.cfg["max_steps"] or max(1, math.ceil(per_epoch * self.cfg["epochs"]))
         return per_epoch, total
 
-    def evaluate(self) -> dict[str, float]:
-        """Metrics of the current model on the dev features."""
-        model = self.accelerator.unwrap_model(self.model)
-        outputs = predict_outputs(model, self.app, self.dev, self.cfg["eval_batch_size"],
-                                  self.accelerator.device, self.accelerator.autocast)
-        return {key: float(value) for key, value in self.app.metrics(outputs, self.dev).items()}
+    def evaluate(self, model: Any | None = None) -> dict[str, float]:
+        """Metrics of the current model on the dev features, the same on every process."""
+        model = model if model is not None else self.engine.full_model()
+        metrics = None
+        if model is not None:
+            outputs = predict_outputs(model, self.app, self.dev, self.cfg["eval_batch_size"],
+                                      self.engine.device(), self.engine.autocast)
+            metrics = {key: float(value) for key, value in self.app.metrics(outputs, self.dev).items()}
+        return self.engine.share(metrics)
 
     def _log(self, record: dict[str, Any]) -> None:
-        if self.run_dir is not None and self.accelerator.is_main_process:
+        if self.run_dir is not None and self.engine.is_main_process:
             with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
 
@@ -95,20 +97,20 @@ class TrainingLoop:
         import torch
         from transformers import get_linear_schedule_with_warmup
 
-        cfg, acc = self.cfg, self.accelerator
+        cfg, engine = self.cfg, self.engine
         _, total = self._plan()
-        optimizer = torch.optim.AdamW(_param_groups(self.model, cfg["weight_decay"]), lr=cfg["lr"])
+        optimizer = engine.prepare(self.model, lambda module: torch.optim.AdamW(
+            _param_groups(module, cfg["weight_decay"]), lr=cfg["lr"]))
         scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg["warmup_ratio"] * total), total)
-        self.model, optimizer = acc.prepare(self.model, optimizer)
         # `epoch`/`batch` is the position of the next batch to train on: resuming starts exactly there.
         state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best": None, "best_step": None,
                                  "bad_evals": 0, "last": None, "samples": 0, "train_seconds": 0.0,
                                  "loss_sum": 0.0, "loss_count": 0}
-        ckpt_dir = self.run_dir / "checkpoints" if self.run_dir else None
+        ckpt_dir = self.run_dir / "checkpoints" if self.run_dir and engine.checkpoints else None
         if self.resume and ckpt_dir:
             if found := latest_checkpoint(ckpt_dir):
-                state = load_checkpoint(found, acc.unwrap_model(self.model), optimizer, scheduler)
-            if acc.is_main_process:
+                state = load_checkpoint(found, engine.training_module(), optimizer, scheduler)
+            if engine.is_main_process:
                 self._truncate_log(state["step"])
         self.state, self._optimizer, self._scheduler = state, optimizer, scheduler
         self._history: list[dict[str, Any]] = []
@@ -116,7 +118,7 @@ class TrainingLoop:
         ckpt_every = cfg["checkpoint_every"]
         task = (self.progress.add_task("train", total=total, completed=state["step"], loss=float("nan"), rate=0.0)
                 if self.progress is not None else None)
-        self.model.train()
+        engine.training_module().train()
         stop = finished_before = state["step"] >= total
         while not stop:
             batches = self._epoch_batches(state["epoch"])
@@ -125,12 +127,7 @@ class TrainingLoop:
                 tick = time.perf_counter()
                 batch = self.app.collate([self.train[i] for i in batches[index]])
                 updates = accum + 1 >= cfg["grad_accum"] or index + 1 == len(batches)
-                # accumulation micro-steps keep their gradients local: one all-reduce per optimiser step
-                with contextlib.nullcontext() if updates else acc.no_sync(self.model):
-                    with acc.autocast():
-                        loss = self.model(**move_to(batch, acc.device))["loss"]
-                    acc.backward(loss / cfg["grad_accum"])
-                state["loss_sum"] += float(loss.detach())
+                state["loss_sum"] += engine.forward_backward(batch, 1.0 / cfg["grad_accum"], sync=updates)
                 state["loss_count"] += 1
                 state["samples"] += len(batches[index])
                 accum += 1
@@ -139,8 +136,9 @@ class TrainingLoop:
                     state["train_seconds"] += time.perf_counter() - tick
                     continue
                 accum = 0
+                engine.finish_gradients()
                 if cfg["max_grad_norm"]:
-                    acc.clip_grad_norm_(self.model.parameters(), cfg["max_grad_norm"])
+                    engine.clip_grad_norm(cfg["max_grad_norm"])
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -169,8 +167,10 @@ class TrainingLoop:
         if not self._history or self._history[-1]["step"] != state["step"]:
             self._evaluate_and_log(len(self._epoch_batches(0)))
         self._checkpoint(ckpt_dir)
-        if not self.dev and self.on_best and acc.is_main_process:
-            self.on_best(acc.unwrap_model(self.model), {})
+        if not self.dev and self.on_best:
+            model = engine.full_model()
+            if engine.is_main_process:
+                self.on_best(model, {})
         return self._result()
 
     def _result(self) -> LoopResult:
@@ -180,9 +180,8 @@ class TrainingLoop:
                           history=self._history)
 
     def _checkpoint(self, ckpt_dir: Path | None) -> None:
-        if ckpt_dir is not None and self.accelerator.is_main_process:
-            save_checkpoint(ckpt_dir, self.accelerator.unwrap_model(self.model), self._optimizer,
-                            self._scheduler, self.state)
+        if ckpt_dir is not None and self.engine.is_main_process:
+            save_checkpoint(ckpt_dir, self.engine.training_module(), self._optimizer, self._scheduler, self.state)
 
     def _evaluate_and_log(self, batches_per_epoch: int) -> None:
         state = self.state
@@ -193,14 +192,15 @@ class TrainingLoop:
         }
         state["loss_sum"], state["loss_count"] = 0.0, 0
         if self.dev:
-            metrics = self.evaluate()
+            model = self.engine.full_model()
+            metrics = self.evaluate(model)
             record.update({"split": "dev", **metrics})
             state["last"] = metrics
             value = metrics[self.main_metric]
             if state["best"] is None or value > state["best"][self.main_metric]:
                 state["best"], state["best_step"], state["bad_evals"] = metrics, state["step"], 0
-                if self.on_best and self.accelerator.is_main_process:
-                    self.on_best(self.accelerator.unwrap_model(self.model), metrics)
+                if self.on_best and self.engine.is_main_process:
+                    self.on_best(model, metrics)
             else:
                 state["bad_evals"] += 1
         self._history.append(record)
