@@ -30,9 +30,9 @@ def etk_register_algorithms() -> list[type[Any]]:
 
 @hookimpl
 def etk_register_strategies() -> list[type[Any]]:
-    from etk_core.strategies import DataParallel, SingleProcess
+    from etk_core.strategies import DataParallel, Megatron, SingleProcess
 
-    return [SingleProcess, DataParallel]
+    return [SingleProcess, DataParallel, Megatron]
 
 
 @hookimpl

@@ -33,7 +33,9 @@ COMPONENT_SECTIONS = {"app": "apps", "algo": "algorithms", "model": "models", "s
 CORE_SCHEMA: dict[str, Any] = {
     "app": {"name": Option(str, "text_classify", "application (etk list apps)")},
     "algo": {"name": Option(str, "finetune", "training algorithm (etk list algos)")},
-    "model": {"name": Option(str, "minilm-l6", "backbone name, preset or local Hugging Face folder")},
+    "model": {"name": Option(str, "minilm-l6", "backbone name, preset or local Hugging Face folder"),
+              "dropout": Option((float, _NONE), None, "dropout probability inside the backbone (hidden and "
+                                                      "attention); default: the checkpoint's")},
     "strategy": {"name": Option(str, "single", "execution strategy (etk list strategies)")},
     "data": {
         "sources": Option(dict, {}, "role -> file, table URL or dataset name (set by --data role=...)"),
@@ -62,7 +64,7 @@ CORE_SCHEMA: dict[str, Any] = {
         "eval_every": Option(int, 0, "evaluate every N steps (0: once per epoch)"),
         "checkpoint_every": Option(int, 0, "checkpoint every N steps (0: at each evaluation)"),
         "early_stopping": Option(int, 0, "stop after N evaluations without improvement (0: off)"),
-        "precision": Option(str, "fp32", "fp32, bf16 or fp16 (fp16 needs CUDA)"),
+        "precision": Option(str, "fp32", "fp32, bf16 or fp16 (fp16 needs CUDA); fp64 for numerical checks"),
         "bucket": Option(bool, True, "length-bucketed batches with dynamic padding"),
         "device": Option(str, "auto", "auto, cpu or cuda"),
         "threads": Option((int, _NONE), None, "torch intra-op threads (null: all cores)"),
@@ -74,7 +76,7 @@ CORE_SCHEMA: dict[str, Any] = {
     "seed": Option(int, 42, "random seed"),
 }
 
-CHOICES = {("data", "on_error"): ("error", "skip"), ("train", "precision"): ("fp32", "bf16", "fp16"),
+CHOICES = {("data", "on_error"): ("error", "skip"), ("train", "precision"): ("fp32", "bf16", "fp16", "fp64"),
            ("train", "device"): ("auto", "cpu", "cuda")}
 
 

@@ -26,8 +26,9 @@ def is_worker() -> bool:
     return os.environ.get(WORKER_ENV) == "1"
 
 
-def launch_workers(config: dict[str, Any], processes: int, extra_args: list[str]) -> int:
-    """Run `processes` workers of the run described by `config`; return the exit code."""
+def launch_workers(config: dict[str, Any], processes: int, extra_args: list[str], verbose: bool = False) -> int:
+    """Run `processes` workers of the run described by `config`; return the exit code (`verbose`: workers
+    show tracebacks)."""
     from etk_core import config as config_mod
     from etk_core.testing import free_port
 
@@ -43,7 +44,8 @@ def launch_workers(config: dict[str, Any], processes: int, extra_args: list[str]
                    # one core group per worker: intra-op threads split between the workers
                    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS",
                                                      str(max(1, (os.cpu_count() or 1) // processes)))}
-            command = [sys.executable, "-m", "etk_core", "train", "--config", str(path), *extra_args]
+            command = [sys.executable, "-m", "etk_core", *(["--verbose"] if verbose else []), "train", "--config",
+                       str(path), *extra_args]
             workers.append(subprocess.Popen(command, env=env, stdout=None if rank == 0 else subprocess.DEVNULL))
         return _wait(workers)
 

@@ -51,7 +51,8 @@ class Run:
                 raise ConfigError(f"{type(self.encoder).__name__} does not support train.gradient_checkpointing; "
                                   f"drop --set train.gradient_checkpointing=true")
             self.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        return self.app.build_model(self.encoder)
+        model = self.app.build_model(self.encoder)
+        return model.double() if self.config["train"]["precision"] == "fp64" else model
 
     def fit(self, model: Any, train: str = "train", dev: str | None = "dev", save_best: bool = True) -> Any:
         """Train `model` with the core loop on role `train`, selecting by role `dev`; returns a LoopResult."""

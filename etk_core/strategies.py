@@ -38,7 +38,7 @@ def mixed_precision(precision: str, cuda: bool) -> str:
     """accelerate's mixed-precision name for `train.precision` (fp16 only on CUDA)."""
     if precision == "fp16" and not cuda:
         raise ConfigError("train.precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
-    return {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[precision]
+    return {"fp32": "no", "fp64": "no", "bf16": "bf16", "fp16": "fp16"}[precision]
 
 
 class DataParallel(Strategy):
@@ -91,3 +91,59 @@ class DataParallel(Strategy):
             self._accelerator = Accelerator(cpu=not cuda, mixed_precision=precision, kwargs_handlers=[ddp],
                                             dynamo_backend="inductor" if self.options.get("compile") else "no")
         return self._accelerator
+
+
+class Megatron(Strategy):
+    """Tensor x pipeline x data parallel through megatron-core, launched by etk (gloo on CPU, nccl on GPUs)."""
+
+    name = "megatron"
+    description = "megatron-core tensor (tp) x pipeline (pp) parallel, data parallel over the remaining processes"
+    options = {
+        "tp": Option(int, 1, "tensor-parallel size: each layer's heads and feed-forward split over tp processes"),
+        "pp": Option(int, 1, "pipeline-parallel size: the encoder layers split into pp stages"),
+        "microbatches": Option(int, 0, "microbatches each batch is split into for the pipeline schedule "
+                                       "(0: 2 x pp when pp > 1, else 1)"),
+        "nproc": Option(int, 0, "worker processes (also --nproc), a multiple of tp x pp; the quotient is the "
+                                "data-parallel size (0: tp x pp)"),
+    }
+
+    def __init__(self, options: dict[str, Any], train: dict[str, Any]) -> None:
+        super().__init__(options, train)
+        for key in ("tp", "pp"):
+            if int(self.options.get(key, 1)) < 1:
+                raise ConfigError(f"strategy.{key} must be at least 1")
+        if int(self.options.get("microbatches", 0)) < 0:
+            raise ConfigError("strategy.microbatches must be 0 (automatic) or more")
+        model_parallel = self._model_parallel()
+        if self.processes() % model_parallel:
+            raise ConfigError(f"--nproc {self.processes()} is not a multiple of strategy.tp x strategy.pp "
+                              f"= {model_parallel}")
+        if self.train["precision"] == "fp16":
+            raise ConfigError("--strategy megatron trains in fp32 or bf16 (fp16 would need megatron's loss-scaling "
+                              "optimiser); use --set train.precision=bf16")
+        self._engine: Any = None
+
+    def _model_parallel(self) -> int:
+        return int(self.options.get("tp", 1)) * int(self.options.get("pp", 1))
+
+    def processes(self) -> int:
+        return int(self.options.get("nproc") or 0) or self._model_parallel()
+
+    def is_main_process(self) -> bool:
+        return os.environ.get("RANK", "0") == "0"
+
+    def engine(self) -> Any:
+        from etk_core.megatron.engine import MegatronEngine
+
+        return MegatronEngine(int(self.options.get("tp", 1)), int(self.options.get("pp", 1)),
+                              int(self.options.get("microbatches", 0)), self.train["precision"],
+                              use_cuda(self.train["device"]))
+
+    def barrier(self) -> None:
+        if self._engine is None:
+            self._engine = self.engine()
+        self._engine.barrier()
+
+    def accelerator(self) -> Any:
+        raise ConfigError("--strategy megatron trains through etk's training loop only; this algorithm needs "
+                          "--strategy single or ddp")

@@ -28,4 +28,21 @@ def load_backbone(model_options: dict[str, Any]) -> tuple[Any, Any]:
     if Path(options["name"]).is_dir():
         options.setdefault("path", options["name"])
         options["path"] = options.get("path") or options["name"]
-    return backbone_class(options["name"])(options).load()
+    encoder, tokenizer = backbone_class(options["name"])(options).load()
+    if options.get("dropout") is not None:
+        set_dropout(encoder, float(options["dropout"]))
+    return encoder, tokenizer
+
+
+def set_dropout(encoder: Any, probability: float) -> None:
+    """Every dropout inside `encoder` (and its config, so that a saved artifact keeps it) at `probability`."""
+    from torch import nn
+
+    if not 0.0 <= probability < 1.0:
+        raise ConfigError(f"model.dropout must be in [0, 1), not {probability}")
+    for module in encoder.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = probability
+    for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout"):
+        if isinstance(getattr(encoder.config, key, None), float):
+            setattr(encoder.config, key, probability)

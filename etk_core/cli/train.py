@@ -41,8 +41,9 @@ def train(app: str | None, algo: str | None, model: str | None, data: tuple[str,
         _, _, strategy_cls = check_run(config, resume)
         strategy_obj = strategy_cls(config["strategy"], config["train"])
         if strategy_obj.processes() > 1:
+            verbose = bool((click.get_current_context().obj or {}).get("verbose"))
             code = launch_workers(config, strategy_obj.processes(), [*(["--resume"] if resume else []),
-                                                                    *(["--json"] if as_json else [])])
+                                                                    *(["--json"] if as_json else [])], verbose)
             raise SystemExit(code)
     run = prepare(config, resume=resume)
     if run.strategy.is_main_process():

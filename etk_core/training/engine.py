@@ -33,7 +33,8 @@ class TrainEngine(ABC):
     @abstractmethod
     def forward_backward(self, batch: dict[str, Any], scale: float, sync: bool) -> float:
         """Forward and backward over one collated batch with the loss multiplied by `scale`; return the
-        unscaled loss. `sync=False`: an accumulation micro-step (no gradient communication needed yet)."""
+        unscaled loss, averaged over the data-parallel replicas. `sync=False`: an accumulation micro-step
+        (no gradient communication needed yet)."""
 
     def finish_gradients(self) -> None:
         """Complete the gradients before the optimiser step (e.g. reduce them over replicas)."""
@@ -92,7 +93,10 @@ class AccelerateEngine(TrainEngine):
             with acc.autocast():
                 loss = self.model(**move_to(batch, acc.device))["loss"]
             acc.backward(loss * scale)
-        return float(loss.detach())
+        loss = loss.detach()
+        if self.data_world > 1:  # reported: the loss of the whole (all replicas') batch
+            loss = acc.reduce(loss, reduction="mean")
+        return float(loss)
 
     def clip_grad_norm(self, max_norm: float) -> None:
         self.accelerator.clip_grad_norm_(self.model.parameters(), max_norm)

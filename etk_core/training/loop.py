@@ -69,9 +69,12 @@ class TrainingLoop:
         total = self.cfg["max_steps"] or max(1, math.ceil(per_epoch * self.cfg["epochs"]))
         return per_epoch, total
 
-    def evaluate(self, model: Any | None = None) -> dict[str, float]:
+    def evaluate(self) -> dict[str, float]:
         """Metrics of the current model on the dev features, the same on every process."""
-        model = model if model is not None else self.engine.full_model()
+        return self._metrics(self.engine.full_model())
+
+    def _metrics(self, model: Any | None) -> dict[str, float]:
+        """Dev metrics of `model` where there is one (see `TrainEngine.full_model`), shared with all processes."""
         metrics = None
         if model is not None:
             outputs = predict_outputs(model, self.app, self.dev, self.cfg["eval_batch_size"],
@@ -193,7 +196,7 @@ class TrainingLoop:
         state["loss_sum"], state["loss_count"] = 0.0, 0
         if self.dev:
             model = self.engine.full_model()
-            metrics = self.evaluate(model)
+            metrics = self._metrics(model)
             record.update({"split": "dev", **metrics})
             state["last"] = metrics
             value = metrics[self.main_metric]
