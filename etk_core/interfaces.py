@@ -171,6 +171,10 @@ class Strategy(Component, ABC):
 
         return AccelerateEngine(self.accelerator())
 
+    def check(self, app: App, encoder: Any) -> None:
+        """Refuse, before the run folder is written, a model this strategy cannot train (a ConfigError)."""
+        return None
+
     def processes(self) -> int:
         """How many worker processes the run needs (more than one: etk launches them)."""
         return 1

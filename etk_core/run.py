@@ -124,6 +124,7 @@ def prepare(config: dict[str, Any], resume: bool = False) -> Run:
     app.fit_labels(records[algorithm_cls.roles[0]])
     algorithm = algorithm_cls()
     strategy = strategy_cls(config["strategy"], config["train"])
+    strategy.check(app, encoder)
     run = Run(config=config, dir=Path(config["output"] or default_output(config)), app=app, encoder=encoder,
               tokenizer=tokenizer, algorithm=algorithm, strategy=strategy, records=records, resume=resume)
     for role in records:  # encode now: an unknown label or bad row fails before the run folder exists

@@ -118,10 +118,22 @@ class Megatron(Strategy):
         if self.processes() % model_parallel:
             raise ConfigError(f"--nproc {self.processes()} is not a multiple of strategy.tp x strategy.pp "
                               f"= {model_parallel}")
+        import importlib.util
+
+        if importlib.util.find_spec("megatron") is None or importlib.util.find_spec("megatron.core") is None:
+            raise ConfigError("--strategy megatron needs megatron-core: pip install 'etk-core[megatron]'")
         if self.train["precision"] == "fp16":
             raise ConfigError("--strategy megatron trains in fp32 or bf16 (fp16 would need megatron's loss-scaling "
                               "optimiser); use --set train.precision=bf16")
         self._engine: Any = None
+
+    def check(self, app: Any, encoder: Any) -> None:
+        if getattr(app, "classic", False):
+            raise ConfigError("--strategy megatron cuts the backbone encoder; classic app models (textcnn, bicnn, "
+                              "...) train with --strategy single or ddp")
+        from etk_core.megatron.parallel_bert import check_encoder
+
+        check_encoder(encoder, int(self.options.get("tp", 1)), int(self.options.get("pp", 1)))
 
     def _model_parallel(self) -> int:
         return int(self.options.get("tp", 1)) * int(self.options.get("pp", 1))
