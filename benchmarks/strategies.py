@@ -1,6 +1,7 @@
-"""Training strategies on this machine: samples/s and peak memory per process for `single` and `ddp` (2
-processes, the same global batch), and the gradient bytes each process sends per step with each DDP
-communication hook (none, fp16, bf16, powersgd).
+"""Training strategies on this machine: samples/s and peak memory per process for `single`, `ddp` (2
+processes), megatron `tp=2` and `pp=2` (2 processes each), all with the same global batch; the gradient bytes
+each process sends per step with each DDP communication hook (none, fp16, bf16, powersgd); and the activation
+bytes TP and PP move per step.
 
 Throughput: `etk train` runs (minilm-l6, text_classify, `amazon_books:train` or `vader_amazon:train`).
 Bytes: what each hook all-reduces per process and step, computed from the model's gradient shapes (a ring
@@ -32,8 +33,24 @@ def throughput(steps: int, batch: int, workdir: Path) -> dict[str, dict[str, flo
     single = etk_train([*common, "--set", f"train.batch_size={batch}"], workdir / "single", "single")
     ddp = etk_train([*common, "--strategy", "ddp", "--nproc", "2", "--set", f"train.batch_size={batch // 2}"],
                     workdir / "ddp", "ddp")
+    megatron = {f"{key}2": etk_train([*common, "--strategy", "megatron", "--set", f"strategy.{key}=2",
+                                      "--set", f"train.batch_size={batch}"], workdir / key, f"megatron {key}=2")
+                for key in ("tp", "pp")}
+    # rank 0 reports: its samples are the whole batch (one data-parallel replica); it also holds the gathered
+    # whole model for evaluation and saving, so its peak is the highest of the group
     return {"single": {"samples_per_s": single["train_samples_per_s"], "peak_rss_mib": single["peak_rss_mib"]},
-            "ddp2": {"samples_per_s": 2 * ddp["train_samples_per_s"], "peak_rss_mib_per_process": ddp["peak_rss_mib"]}}
+            "ddp2": {"samples_per_s": 2 * ddp["train_samples_per_s"], "peak_rss_mib_per_process": ddp["peak_rss_mib"]},
+            **{name: {"samples_per_s": run["train_samples_per_s"], "peak_rss_mib_per_process": run["peak_rss_mib"]}
+               for name, run in megatron.items()}}
+
+
+def activation_bytes(batch: int, length: int, hidden: int = 384, layers: int = 6) -> dict[str, int]:
+    """Bytes one process sends per step (fp32, ring all-reduce over 2 ranks sends the tensor once):
+    TP=2 all-reduces [B, n, H] after the embedding and after each layer's attention and feed-forward output
+    (forward), and the input gradient of each column-parallel layer (backward: q, k, v and the feed-forward
+    up-projection, 4 per layer); PP=2 sends the boundary activation forward and its gradient back."""
+    tensor = 4 * batch * length * hidden
+    return {"tp2": (1 + 2 * layers + 4 * layers) * tensor, "pp2": 2 * tensor}
 
 
 def communicated_bytes(rank: int = 1) -> dict[str, int]:
@@ -65,13 +82,22 @@ def main() -> None:
         speed = throughput(args.steps, args.batch, Path(tmp))
     sent = communicated_bytes()
     ratio = speed["ddp2"]["samples_per_s"] / speed["single"]["samples_per_s"]
-    print(f"single {speed['single']['samples_per_s']:.2f} samples/s, peak {speed['single']['peak_rss_mib']:.0f} MiB; "
-          f"ddp x2 {speed['ddp2']['samples_per_s']:.2f} samples/s ({ratio:.2f}x), "
-          f"peak {speed['ddp2']['peak_rss_mib_per_process']:.0f} MiB per process", file=sys.stderr)
+    print(f"single {speed['single']['samples_per_s']:.2f} samples/s, peak {speed['single']['peak_rss_mib']:.0f} MiB",
+          file=sys.stderr)
+    for name in ("ddp2", "tp2", "pp2"):
+        row = speed[name]
+        print(f"{name:6s} {row['samples_per_s']:.2f} samples/s "
+              f"({row['samples_per_s'] / speed['single']['samples_per_s']:.2f}x single), "
+              f"peak {row['peak_rss_mib_per_process']:.0f} MiB per process", file=sys.stderr)
+    moved = activation_bytes(args.batch, 128)
+    for name, count in moved.items():
+        print(f"activation bytes per process and step, {name} (at 128 tokens): {count / 2**20:8.2f} MiB",
+              file=sys.stderr)
     for hook, count in sent.items():
         print(f"gradient bytes per process and step, hook {hook:8s}: {count / 2**20:8.2f} MiB "
               f"({count / sent['none']:.3f} of none)", file=sys.stderr)
-    print(json.dumps({"throughput": speed, "ddp_vs_single": round(ratio, 3), "bytes_per_step": sent}))
+    print(json.dumps({"throughput": speed, "ddp_vs_single": round(ratio, 3), "bytes_per_step": sent,
+                      "activation_bytes_per_step_at_128": moved}))
 
 
 if __name__ == "__main__":

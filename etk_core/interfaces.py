@@ -157,6 +157,9 @@ class App(Component, ABC):
 class Strategy(Component, ABC):
     """Where and how training runs (single process, data parallel, ...)."""
 
+    #: Whether `--resume` can continue a run trained with this strategy (its checkpoints hold everything).
+    resumable: ClassVar[bool] = True
+
     def __init__(self, options: dict[str, Any], train: dict[str, Any]) -> None:
         self.options = options
         self.train = train

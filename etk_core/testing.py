@@ -11,8 +11,14 @@ tests (name your subclass `Test...`)::
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
-from collections.abc import Sequence
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -170,3 +176,55 @@ class AppContract(ComponentContract):
         features = app.encode_all(records, with_label=False)
         predictions = app.postprocess(predict_outputs(model, app, features, 8), records, features)
         assert len(predictions) == len(records) and all(isinstance(p, dict) for p in predictions)
+
+
+class Server:
+    """A running `python -m etk_core serve` subprocess."""
+
+    def __init__(self, process: subprocess.Popen, url: str, log: Path) -> None:
+        self.process, self.url, self.log = process, url, log
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, then the exit code (killed after `timeout`)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+            raise
+
+
+@contextlib.contextmanager
+def serving(run: Path, *args: str, env: dict[str, str] | None = None, threads: str | None = "1",
+            start_timeout: float = 60.0) -> Iterator[Server]:
+    """`etk serve RUN ARGS` as a subprocess on a free loopback port: waits (bounded) until /readyz answers
+    200, yields the Server, always stops it at the end."""
+    import httpx
+
+    port = free_port()
+    log = run.parent / f"server-{port}.log"
+    command = [sys.executable, "-m", "etk_core", "serve", str(run), "--port", str(port), *args,
+               *(["--threads", threads] if threads else [])]
+    with open(log, "wb") as handle:
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
+                                   env={**os.environ, **(env or {})})
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            assert process.poll() is None, f"server exited with {process.returncode}:\n{server.output()}"
+            assert time.monotonic() < deadline, f"server not ready in {start_timeout} s:\n{server.output()}"
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(server.url + "/readyz", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.1)
+        yield server
+    finally:
+        if process.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.stop(timeout=10)

@@ -89,6 +89,7 @@ def test_microbatch_count_splits_evenly():
     (["--set", "strategy.tp=2", "--nproc", "3"], "not a multiple"),
     (["--set", "train.precision=fp16"], "fp32 or bf16"),
     (["--set", "strategy.tp=0"], "at least 1"),
+    (["--resume"], "cannot be resumed"),
 ])
 def test_bad_layouts_are_refused_before_launching(tmp_path, args, message):
     out = tmp_path / "run"
@@ -114,3 +115,28 @@ def test_models_megatron_cannot_cut_are_refused_before_the_run_folder(tmp_path, 
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_tensor_parallel_minilm_on_amazon_books_exports_and_serves(tmp_path):
+    from etk_core.data.datasets import shared_datasets_dir
+
+    if shared_datasets_dir() is None:
+        pytest.skip("../shared/datasets is absent (set ETK_DATASETS_DIR to the shared datasets folder)")
+    httpx = pytest.importorskip("httpx")
+    from etk_core.predict import Predictor
+    from etk_core.testing import serving
+
+    run = train_run(tmp_path, ["train", "--app", "text_classify", "--model", "minilm-l6",
+                               "--data", "train=amazon_books:train", "--data", "dev=amazon_books:dev",
+                               "--strategy", "megatron", "--set", "strategy.tp=2", "--set", "train.max_steps=24",
+                               "--set", "train.lr=1e-4", "--set", "train.batch_size=16",
+                               "--set", "train.max_length=128"])
+    assert max(e["accuracy"] for e in _evals(run)) >= 0.7  # real MiniLM, 24 steps: well above chance (0.5)
+    assert (run / "model" / "model.onnx").is_file()  # `etk train` exported the gathered artifact
+    texts = ["A gripping story, I could not put it down.", "Dull, repetitive and far too long."]
+    with serving(run) as server:
+        response = httpx.post(server.url + "/v1/predict", json={"inputs": texts})
+    assert response.status_code == 200, response.text
+    want = Predictor(run, threads=1).predict(texts)
+    assert [p["label"] for p in response.json()["predictions"]] == [p["label"] for p in want]

@@ -9,13 +9,8 @@ jobs, thread pools that wait on each other are many times slower; the worker tes
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,12 +18,11 @@ import pytest
 
 httpx = pytest.importorskip("httpx")
 
-from etk_core.testing import free_port, run_cli  # noqa: E402
+from etk_core.testing import Server, free_port, run_cli, serving  # noqa: E402
 
 KEY = "s3cret-key"
 TEXTS = ["a wonderful, moving book", "terrible plot and boring characters", "it was fine I guess",
          "great", "the worst purchase ever", "absolutely loved every page of it"]
-START_TIMEOUT_S = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -44,54 +38,6 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     export_onnx(out / "model", quantize="int8")
     return out
-
-
-class Server:
-    """A running `python -m etk_core serve` subprocess."""
-
-    def __init__(self, process: subprocess.Popen, url: str, log: Path) -> None:
-        self.process, self.url, self.log = process, url, log
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, then the exit code (killed after `timeout`)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-            raise
-
-
-@contextlib.contextmanager
-def serving(run: Path, *args: str, env: dict[str, str] | None = None, threads: str | None = "1") -> Iterator[Server]:
-    """Start the server, wait (bounded) until /readyz answers 200, always stop it at the end."""
-    port = free_port()
-    log = run.parent / f"server-{port}.log"
-    command = [sys.executable, "-m", "etk_core", "serve", str(run), "--port", str(port), *args,
-               *(["--threads", threads] if threads else [])]
-    with open(log, "wb") as handle:
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
-                                   env={**os.environ, **(env or {})})
-    server = Server(process, f"http://127.0.0.1:{port}", log)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            assert process.poll() is None, f"server exited with {process.returncode}:\n{server.output()}"
-            assert time.monotonic() < deadline, f"server not ready in {START_TIMEOUT_S} s:\n{server.output()}"
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(server.url + "/readyz", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.1)
-        yield server
-    finally:
-        if process.poll() is None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                server.stop(timeout=10)
 
 
 async def post_many(url: str, bodies: list[dict], headers: dict[str, str] | None = None,
