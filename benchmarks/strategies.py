@@ -47,10 +47,11 @@ def throughput(steps: int, batch: int, workdir: Path) -> dict[str, dict[str, flo
 def activation_bytes(batch: int, length: int, hidden: int = 384, layers: int = 6) -> dict[str, int]:
     """Bytes one process sends per step (fp32, ring all-reduce over 2 ranks sends the tensor once):
     TP=2 all-reduces [B, n, H] after the embedding and after each layer's attention and feed-forward output
-    (forward), and the input gradient of each column-parallel layer (backward: q, k, v and the feed-forward
-    up-projection, 4 per layer); PP=2 sends the boundary activation forward and its gradient back."""
+    (forward), and the input gradient of each column-parallel layer (backward: the fused q/k/v projection and
+    the feed-forward up-projection, 2 per layer); PP=2 sends the boundary activation forward and its gradient
+    back."""
     tensor = 4 * batch * length * hidden
-    return {"tp2": (1 + 2 * layers + 4 * layers) * tensor, "pp2": 2 * tensor}
+    return {"tp2": (1 + 2 * layers + 2 * layers) * tensor, "pp2": 2 * tensor}
 
 
 def communicated_bytes(rank: int = 1) -> dict[str, int]:

@@ -50,8 +50,9 @@ def single(tmp_path_factory):
     return train_run(tmp_path_factory.mktemp("single"), [*COMMON, "--set", "train.batch_size=8"])
 
 
-@pytest.mark.parametrize("layout", [["strategy.tp=2"], ["strategy.pp=2"], ["strategy.tp=2", "strategy.pp=2"]],
-                         ids=["tp2", "pp2", "tp2xpp2"])
+@pytest.mark.parametrize("layout", [["strategy.tp=2"], ["strategy.pp=2"], ["strategy.tp=2", "strategy.pp=2"],
+                                    ["strategy.pp=2", "train.gradient_checkpointing=true"]],
+                         ids=["tp2", "pp2", "tp2xpp2", "pp2-checkpointing"])
 def test_model_parallel_equals_single_process(single, tmp_path, layout):
     sets = [arg for item in layout for arg in ("--set", item)]
     assert_same_training(single, train_run(tmp_path, [*COMMON, "--set", "train.batch_size=8",

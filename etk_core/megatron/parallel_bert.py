@@ -1,7 +1,8 @@
 """A BERT-family app model cut for tensor and pipeline parallelism, and put back together.
 
-Tensor parallel (TP): in every encoder layer, query/key/value and the feed-forward up-projection become
-megatron column-parallel layers (each rank holds its heads' rows), the attention output and the
+Tensor parallel (TP): in every encoder layer, the query/key/value projections (fused into one) and the
+feed-forward up-projection become megatron column-parallel layers (each rank holds its heads' rows: one
+input-gradient all-reduce for q, k and v together), the attention output and the
 feed-forward down-projection row-parallel layers (all-reduced), the word embeddings a vocab-parallel
 embedding. Each shard is a slice of the pre-trained Hugging Face weight along the parameter's partition
 dimension. Everything else (position and type embeddings, LayerNorms, the pooler, the app's head) is
@@ -12,7 +13,7 @@ embeddings, the last the pooler and the rest of the app model (head, loss). Para
 the full model, which is what `gather_full_state` relies on.
 
 Attention dropout draws the mask for all heads from the generator every TP rank shares and keeps its own
-heads' part, so TP ranks do not share masks and a TP run drops exactly what a TP=1 run drops.
+heads' part, so TP ranks do not share masks and a TP run drops what a TP=1 run drops.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from torch import nn
 from etk_core.errors import ConfigError
 from etk_core.megatron import backend
 
-ATTENTION = "etk_tp"
 SUPPORTED_TYPES = ("bert",)
 
 
@@ -44,29 +44,54 @@ class RowLinear(backend.RowParallelLinear):
         return super().forward(x)[0]
 
 
-def tp_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                 attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
-                 **_: Any) -> tuple[torch.Tensor, None]:
-    """Attention over this rank's heads ([B, h, n, d]); the dropout mask is this rank's slice of all heads'."""
+def attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None,
+              scaling: float, dropout: float, rank: int, heads: int) -> torch.Tensor:
+    """Attention over this rank's heads ([B, h, n, d] -> [B, n, h d]); the dropout mask is this rank's slice
+    of a mask drawn for all `heads`."""
     if dropout == 0.0:
-        out = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling)
-        return out.transpose(1, 2).contiguous(), None
-    rank, heads = module.etk_tp_rank, module.etk_heads
-    batch, local, length, _ = query.shape
-    scores = torch.matmul(query, key.transpose(-1, -2)) * scaling
-    if attention_mask is not None:
-        scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
-    probs = scores.softmax(dim=-1)
-    keep = torch.rand(batch, heads, length, length, dtype=probs.dtype)[:, rank * local:(rank + 1) * local] >= dropout
-    probs = probs * keep.to(probs.device) / (1.0 - dropout)
-    return torch.matmul(probs, value).transpose(1, 2).contiguous(), None
+        out = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling)
+    else:
+        batch, local, length, _ = query.shape
+        scores = torch.matmul(query, key.transpose(-1, -2)) * scaling
+        if mask is not None:
+            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+        probs = scores.softmax(dim=-1)
+        draw = torch.rand(batch, heads, length, length, dtype=probs.dtype)[:, rank * local:(rank + 1) * local]
+        out = torch.matmul(probs * (draw >= dropout).to(probs.device) / (1.0 - dropout), value)
+    return out.transpose(1, 2).flatten(2)
 
 
-def register_attention() -> None:
-    """Make `etk_tp` an attention implementation of transformers (idempotent)."""
-    from transformers import AttentionInterface
+class ParallelSelfAttention(nn.Module):
+    """BERT self-attention over this rank's heads, q/k/v from one column-parallel projection whose rows are
+    [q heads; k heads; v heads] of this rank. Called as the Hugging Face module it replaces."""
 
-    AttentionInterface.register(ATTENTION, tp_attention)
+    def __init__(self, source: Any, config: Any, rank: int, parts: int) -> None:
+        super().__init__()
+        self.rank, self.heads = rank, source.num_attention_heads
+        self.head_size, self.scaling, self.dropout = source.attention_head_size, source.scaling, source.dropout
+        hidden = source.query.in_features
+        self.qkv = ColumnLinear(hidden, 3 * hidden, config=config, init_method=lambda _: None, bias=True,
+                                gather_output=False)
+        with torch.no_grad():
+            for name, target in (("weight", self.qkv.weight), ("bias", self.qkv.bias)):
+                target.copy_(torch.cat([_shard(getattr(getattr(source, part), name).data, 0, rank, parts)
+                                        for part in ("query", "key", "value")]))
+        backend.set_tensor_model_parallel_attributes(self.qkv.weight, True, 0, 1)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                **_: Any) -> tuple[torch.Tensor, None]:
+        batch, length, _ = hidden_states.shape
+        query, key, value = self.qkv(hidden_states).view(batch, length, 3, -1, self.head_size).permute(2, 0, 3, 1, 4)
+        dropout = self.dropout.p if self.training else 0.0
+        return attention(query, key, value, attention_mask, self.scaling, dropout, self.rank, self.heads), None
+
+
+def _unfuse_qkv(name: str, pieces: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The full `query`, `key` and `value` tensors from every rank's fused `qkv` slice."""
+    prefix, kind = name.rsplit(".qkv.", 1)
+    parts = [piece.chunk(3, dim=0) for piece in pieces]
+    return {f"{prefix}.{target}.{kind}": torch.cat([part[index] for part in parts])
+            for index, target in enumerate(("query", "key", "value"))}
 
 
 def check_encoder(encoder: Any, tp: int, pp: int) -> None:
@@ -201,20 +226,15 @@ def build_stage(model: nn.Module, topo: dict[str, Any]) -> PipelineStage:
                           "classic models (textcnn, bicnn, ...) train with --strategy single or ddp")
     tp, rank, pp, stage = topo["tp"], topo["tp_rank"], topo["pp"], topo["pp_rank"]
     check_encoder(encoder, tp, pp)
-    register_attention()
     dtype = next(encoder.parameters()).dtype
     config = backend.layer_config(encoder.config, dtype)
     first, last = stage == 0, stage == pp - 1
     work = copy.deepcopy(model) if last else None
     source = work.encoder if work is not None else copy.deepcopy(encoder)
-    source.config._attn_implementation = ATTENTION  # the copy's own config
     bounds = stage_bounds(encoder.config.num_hidden_layers, pp)
     for index in range(bounds[stage], bounds[stage + 1]):
         layer = source.encoder.layer[index]
-        attention = layer.attention.self
-        for name in ("query", "key", "value"):
-            setattr(attention, name, _parallel_linear(getattr(attention, name), "column", config, rank, tp))
-        attention.etk_tp_rank, attention.etk_heads = rank, attention.num_attention_heads
+        layer.attention.self = ParallelSelfAttention(layer.attention.self, config, rank, tp)
         layer.attention.output.dense = _parallel_linear(layer.attention.output.dense, "row", config, rank, tp)
         layer.intermediate.dense = _parallel_linear(layer.intermediate.dense, "column", config, rank, tp)
         layer.output.dense = _parallel_linear(layer.output.dense, "row", config, rank, tp)
@@ -245,11 +265,15 @@ def local_full_state(stage: PipelineStage, topo: dict[str, Any]) -> dict[str, to
             continue
         param = params.get(name)
         full = tensor.detach()
+        pieces = [full]
         if param is not None and getattr(param, "tensor_model_parallel", False) and parts > 1:
             pieces = [torch.empty_like(full) for _ in range(parts)]
             torch.distributed.all_gather(pieces, full.contiguous(), group=group)
-            full = torch.cat(pieces, dim=param.partition_dim)
-        state[name] = full.cpu()
+        if ".qkv." in name:
+            state.update({key: value.cpu() for key, value in _unfuse_qkv(name, pieces).items()})
+        else:
+            dim = getattr(param, "partition_dim", 0)
+            state[name] = (torch.cat(pieces, dim=dim) if len(pieces) > 1 else full).cpu()
     for module_name, module in stage.inner.named_modules():
         if hasattr(module, "etk_vocab"):  # drop the vocabulary padding
             key = f"{module_name}.weight"
