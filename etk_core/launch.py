@@ -1,10 +1,13 @@
-"""Launching a multi-process run: `etk train --strategy ddp --nproc N` starts N workers on this machine.
+"""Launching a multi-process run: `etk train --strategy ddp --nproc N` starts N workers on this machine;
+with `--nnodes M --node-rank R --master-addr HOST --master-port PORT`, the same command on each of M
+machines starts their N workers each, ranked R x N + local rank, meeting at HOST:PORT (node 0).
 
 The resolved config goes to a file the workers read (`etk train --config FILE`), so every worker trains
 exactly the run the user asked for; the rendezvous is the usual torch.distributed environment (RANK,
-WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT on a free loopback port). The launcher waits for all
-workers; when one fails it stops the others and exits with that worker's code (its one-line error is what
-the user sees, as for a single-process run).
+WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT; one node: a free loopback port). The
+launcher waits for its workers; when one fails it stops the others and exits with that worker's code (its
+one-line error is what the user sees, as for a single-process run). Global rank 0 writes the run folder:
+with several nodes, give them a shared --output folder if every node should see it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +30,45 @@ def is_worker() -> bool:
     return os.environ.get(WORKER_ENV) == "1"
 
 
-def launch_workers(config: dict[str, Any], processes: int, extra_args: list[str], verbose: bool = False) -> int:
-    """Run `processes` workers of the run described by `config`; return the exit code (`verbose`: workers
-    show tracebacks)."""
+@dataclass(frozen=True)
+class Nodes:
+    """Where this machine stands in a (possibly multi-node) run."""
+
+    count: int = 1
+    rank: int = 0
+    master_addr: str = "127.0.0.1"
+    master_port: int | None = None
+
+    def check(self) -> None:
+        """One-line errors for a rendezvous that cannot work."""
+        from etk_core.errors import ConfigError
+
+        if self.rank >= self.count:
+            raise ConfigError(f"--node-rank {self.rank} must be below --nnodes {self.count}")
+        if self.count > 1 and self.master_port is None:
+            raise ConfigError("--nnodes > 1 needs --master-port (a port on node 0 every node can reach), and "
+                              "--master-addr (node 0's address)")
+
+
+def launch_workers(config: dict[str, Any], processes: int, extra_args: list[str], verbose: bool = False,
+                   nodes: Nodes | None = None) -> int:
+    """Run this node's `processes` workers of the run described by `config`; return the exit code
+    (`verbose`: workers show tracebacks)."""
     from etk_core import config as config_mod
     from etk_core.testing import free_port
 
+    nodes = nodes or Nodes()
+    nodes.check()
     with tempfile.TemporaryDirectory(prefix="etk-launch-") as folder:
         path = Path(folder) / "config.yaml"
         config_mod.save(config, path)
-        port = free_port()
+        port = nodes.master_port or free_port()
         workers = []
-        for rank in range(processes):
-            env = {**os.environ, WORKER_ENV: "1", "RANK": str(rank), "LOCAL_RANK": str(rank),
-                   "WORLD_SIZE": str(processes), "LOCAL_WORLD_SIZE": str(processes),
-                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+        for local in range(processes):
+            rank = nodes.rank * processes + local
+            env = {**os.environ, WORKER_ENV: "1", "RANK": str(rank), "LOCAL_RANK": str(local),
+                   "WORLD_SIZE": str(processes * nodes.count), "LOCAL_WORLD_SIZE": str(processes),
+                   "MASTER_ADDR": nodes.master_addr, "MASTER_PORT": str(port),
                    # one core group per worker: intra-op threads split between the workers
                    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS",
                                                      str(max(1, (os.cpu_count() or 1) // processes)))}

@@ -16,19 +16,28 @@ from etk_core.cli.options import echo_json, parse_data
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML or JSON run config.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config key (dotted).")
 @click.option("--strategy", help="Execution strategy (etk list strategies).")
-@click.option("--nproc", type=int, help="Worker processes of a multi-process strategy (strategy.nproc).")
+@click.option("--nproc", type=int, help="Worker processes of a multi-process strategy (strategy.nproc), per node.")
+@click.option("--nnodes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Machines taking part; run the same command on each with its --node-rank.")
+@click.option("--node-rank", type=click.IntRange(min=0), default=0, show_default=True,
+              help="This machine's index among --nnodes (0 writes the run folder).")
+@click.option("--master-addr", default="127.0.0.1", show_default=True,
+              help="Address of node 0, where the workers meet (multi-node runs).")
+@click.option("--master-port", type=click.IntRange(1, 65535), help="Port on node 0 for the rendezvous "
+              "(needed with --nnodes > 1; default: a free port).")
 @click.option("--output", "-o", type=click.Path(file_okay=False), help="Run folder (default runs/<app>-<algo>-<time>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --output from its last checkpoint.")
 @click.option("--no-export", "no_export", is_flag=True, default=None,
               help="Do not export the best model to ONNX at the end (same as --set export=false).")
 @click.option("--json", "as_json", is_flag=True, help="Print the final metrics as one JSON object.")
 def train(app: str | None, algo: str | None, model: str | None, data: tuple[str, ...], config_file: str | None,
-          sets: tuple[str, ...], strategy: str | None, nproc: int | None, output: str | None, resume: bool,
-          no_export: bool | None, as_json: bool) -> None:
+          sets: tuple[str, ...], strategy: str | None, nproc: int | None, nnodes: int, node_rank: int,
+          master_addr: str, master_port: int | None, output: str | None, resume: bool, no_export: bool | None,
+          as_json: bool) -> None:
     """Train a model; writes a run folder with metrics, checkpoints and the model artifact."""
     from etk_core import config as config_mod
     from etk_core.errors import ConfigError
-    from etk_core.launch import is_worker, launch_workers
+    from etk_core.launch import Nodes, is_worker, launch_workers
     from etk_core.run import check_run, prepare, start
 
     if resume and not output:
@@ -40,10 +49,13 @@ def train(app: str | None, algo: str | None, model: str | None, data: tuple[str,
     if not is_worker():
         _, _, strategy_cls = check_run(config, resume)
         strategy_obj = strategy_cls(config["strategy"], config["train"])
-        if strategy_obj.processes() > 1:
+        nodes = Nodes(nnodes, node_rank, master_addr, master_port)
+        if nnodes > 1 and "nproc" not in strategy_cls.options:
+            raise ConfigError(f"--nnodes needs a multi-process strategy (ddp, megatron), not {strategy_cls.name!r}")
+        if strategy_obj.processes() * nnodes > 1:
             verbose = bool((click.get_current_context().obj or {}).get("verbose"))
             code = launch_workers(config, strategy_obj.processes(), [*(["--resume"] if resume else []),
-                                                                    *(["--json"] if as_json else [])], verbose)
+                                                                    *(["--json"] if as_json else [])], verbose, nodes)
             raise SystemExit(code)
     run = prepare(config, resume=resume)
     if run.strategy.is_main_process():
