@@ -98,7 +98,6 @@ class Megatron(Strategy):
 
     name = "megatron"
     description = "megatron-core tensor (tp) x pipeline (pp) parallel, data parallel over the remaining processes"
-    resumable = False  # the optimiser state is sharded over the processes and not checkpointed
     options = {
         "tp": Option(int, 1, "tensor-parallel size: each layer's heads and feed-forward split over tp processes"),
         "pp": Option(int, 1, "pipeline-parallel size: the encoder layers split into pp stages"),

@@ -70,6 +70,52 @@ def test_pipeline_with_dropout_trains_and_saves_a_whole_model(tmp_path):
     assert json.loads(result.output.strip().splitlines()[-1])["accuracy"] == max(e["accuracy"] for e in evals)
 
 
+@pytest.mark.parametrize("strategy", [["megatron", "--set", "strategy.pp=2"], ["ddp", "--nproc", "2"]],
+                         ids=["megatron-pp2", "ddp2"])
+def test_killed_multi_process_run_resumes_to_the_uninterrupted_result(tmp_path, strategy):
+    # megatron: every rank checkpoints its shard of weights, optimiser and RNG; ddp: rank 0 the whole model.
+    # The launcher and its workers are killed together (their process group) mid-run.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = [sys.executable, "-m", "etk_core", "train", "--model", "bert-tiny", "--data",
+            "train=synthetic_sentiment:train", "--data", "dev=synthetic_sentiment:dev", "--strategy", *strategy,
+            "--set", "train.epochs=2", "--set", "train.batch_size=8",
+            "--set", "train.max_length=32", "--set", "train.eval_every=50", "--set", "train.checkpoint_every=5",
+            "--no-export"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+    def latest(run):
+        try:
+            return int((run / "checkpoints" / "LATEST").read_text().split("-")[1])
+        except (OSError, IndexError, ValueError):
+            return 0
+
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    assert subprocess.run([*args, "--output", str(full)], env=env, capture_output=True, timeout=600).returncode == 0
+    victim = subprocess.Popen([*args, "--output", str(killed)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while latest(killed) < 10 and victim.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    os.killpg(victim.pid, signal.SIGKILL)  # the launcher and both workers
+    victim.wait()
+    assert victim.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert 0 < latest(killed) < len(metrics_log(full)) * 50
+    files = {p.name for p in (killed / "checkpoints" / f"step-{latest(killed):07d}").iterdir()}
+    sharded = {"model-rank0.safetensors", "model-rank1.safetensors", "training-rank0.pt", "training-rank1.pt"}
+    assert files == {"state.json", *(sharded if strategy[0] == "megatron" else {"model.safetensors", "training.pt"})}
+    resumed = subprocess.run([*args, "--output", str(killed), "--resume"], env=env, capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    want, got = artifact_weights(full), artifact_weights(killed)
+    assert max(float((want[name] - got[name]).abs().max()) for name in want) < 1e-6
+    assert [e["step"] for e in metrics_log(full)] == [e["step"] for e in metrics_log(killed)]
+
+
 def test_microbatch_count_splits_evenly():
     from etk_core.megatron.engine import microbatch_count
 
@@ -80,7 +126,6 @@ def test_microbatch_count_splits_evenly():
     (["--set", "strategy.tp=2", "--nproc", "3"], "not a multiple"),
     (["--set", "train.precision=fp16"], "fp32 or bf16"),
     (["--set", "strategy.tp=0"], "at least 1"),
-    (["--resume"], "cannot be resumed"),
 ])
 def test_bad_layouts_are_refused_before_launching(tmp_path, args, message):
     out = tmp_path / "run"

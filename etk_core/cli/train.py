@@ -40,12 +40,12 @@ def train(app: str | None, algo: str | None, model: str | None, data: tuple[str,
     from etk_core.launch import Nodes, is_worker, launch_workers
     from etk_core.run import check_run, prepare, start
 
-    if resume and not output:
-        raise ConfigError("--resume needs --output RUN_FOLDER (the run to continue)")
     flags = {"app.name": app, "algo.name": algo, "model.name": model, "strategy.name": strategy,
              "output": output, "data.sources": parse_data(data) or None,
              "export": False if no_export else None, "strategy.nproc": nproc}
     config = config_mod.resolve(config_file, flags, sets)
+    if resume and not config["output"]:  # (workers get it in their config file)
+        raise ConfigError("--resume needs --output RUN_FOLDER (the run to continue)")
     if not is_worker():
         _, _, strategy_cls = check_run(config, resume)
         strategy_obj = strategy_cls(config["strategy"], config["train"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -14,6 +15,7 @@ import torch.distributed as dist
 
 from etk_core.megatron import backend
 from etk_core.megatron.parallel_bert import build_stage, local_full_state
+from etk_core.training.checkpoint import load_checkpoint, save_checkpoint
 from etk_core.training.engine import TrainEngine
 
 
@@ -25,9 +27,6 @@ def microbatch_count(batch_size: int, wanted: int) -> int:
 
 class MegatronEngine(TrainEngine):
     """One rank of a TP x PP x DP run (megatron-core on gloo or nccl)."""
-
-    # the optimiser state is sharded over the ranks; checkpoints of it are not written (see docs/scaling.md)
-    checkpoints = False
 
     def __init__(self, tp: int, pp: int, microbatches: int, precision: str, cuda: bool) -> None:
         backend.initialize(tp, pp)
@@ -138,6 +137,14 @@ class MegatronEngine(TrainEngine):
         merged = {key: value for piece in pieces for key, value in piece.items()}
         self.full.load_state_dict(merged, strict=True)
         return self.full
+
+    def save_checkpoint(self, folder: Path, optimizer: Any, scheduler: Any, state: dict[str, Any]) -> None:
+        # every rank writes its own shard of the weights and of the optimiser state
+        save_checkpoint(folder, self.stage, optimizer, scheduler, state, shard=f"rank{dist.get_rank()}",
+                        main=self.is_main_process, barrier=self.barrier)
+
+    def load_checkpoint(self, path: Path, optimizer: Any, scheduler: Any) -> dict[str, Any]:
+        return load_checkpoint(path, self.stage, optimizer, scheduler, shard=f"rank{dist.get_rank()}")
 
     def share(self, value: Any) -> Any:
         box = [value]

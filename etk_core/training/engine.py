@@ -11,7 +11,10 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from etk_core.training.checkpoint import load_checkpoint, rng_state, save_checkpoint
 
 
 class TrainEngine(ABC):
@@ -22,8 +25,6 @@ class TrainEngine(ABC):
     data_rank: int = 0
     #: Whether this process writes the run folder.
     is_main_process: bool = True
-    #: Whether the loop's checkpoints can hold this engine's training state.
-    checkpoints: bool = True
 
     @abstractmethod
     def prepare(self, model: Any, make_optimizer: Callable[[Any], Any]) -> Any:
@@ -52,6 +53,15 @@ class TrainEngine(ABC):
     def full_model(self) -> Any | None:
         """The complete model with the current weights, for evaluating and saving; None on processes that
         do not evaluate. Every process must call it (gathering may need them all)."""
+
+    def save_checkpoint(self, folder: Path, optimizer: Any, scheduler: Any, state: dict[str, Any]) -> None:
+        """Write a training checkpoint (every process calls this)."""
+        if self.is_main_process:
+            save_checkpoint(folder, self.training_module(), optimizer, scheduler, state)
+
+    def load_checkpoint(self, path: Path, optimizer: Any, scheduler: Any) -> dict[str, Any]:
+        """Restore this process's training state from a checkpoint; return the loop state."""
+        return load_checkpoint(path, self.training_module(), optimizer, scheduler)
 
     def share(self, value: Any) -> Any:
         """`value` as the main process has it, on every process (for decisions all must agree on)."""
@@ -100,6 +110,19 @@ class AccelerateEngine(TrainEngine):
 
     def clip_grad_norm(self, max_norm: float) -> None:
         self.accelerator.clip_grad_norm_(self.model.parameters(), max_norm)
+
+    def save_checkpoint(self, folder: Path, optimizer: Any, scheduler: Any, state: dict[str, Any]) -> None:
+        # the replicas hold the same weights and optimiser state, but each drew its own dropout masks
+        rng = None
+        if self.data_world > 1:
+            from accelerate.utils import gather_object
+
+            rng = gather_object([rng_state()])
+        if self.is_main_process:
+            save_checkpoint(folder, self.training_module(), optimizer, scheduler, state, rng_states=rng)
+
+    def load_checkpoint(self, path: Path, optimizer: Any, scheduler: Any) -> dict[str, Any]:
+        return load_checkpoint(path, self.training_module(), optimizer, scheduler, rng_index=self.data_rank)
 
     def training_module(self) -> Any:
         return self.accelerator.unwrap_model(self.model)

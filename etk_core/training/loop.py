@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from etk_core.training.batching import train_batches
-from etk_core.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from etk_core.training.checkpoint import latest_checkpoint
 from etk_core.training.evaluation import predict_outputs
 
 
@@ -109,10 +109,10 @@ class TrainingLoop:
         state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best": None, "best_step": None,
                                  "bad_evals": 0, "last": None, "samples": 0, "train_seconds": 0.0,
                                  "loss_sum": 0.0, "loss_count": 0}
-        ckpt_dir = self.run_dir / "checkpoints" if self.run_dir and engine.checkpoints else None
+        ckpt_dir = self.run_dir / "checkpoints" if self.run_dir else None
         if self.resume and ckpt_dir:
             if found := latest_checkpoint(ckpt_dir):
-                state = load_checkpoint(found, engine.training_module(), optimizer, scheduler)
+                state = engine.load_checkpoint(found, optimizer, scheduler)
             if engine.is_main_process:
                 self._truncate_log(state["step"])
         self.state, self._optimizer, self._scheduler = state, optimizer, scheduler
@@ -183,8 +183,8 @@ class TrainingLoop:
                           history=self._history)
 
     def _checkpoint(self, ckpt_dir: Path | None) -> None:
-        if ckpt_dir is not None and self.engine.is_main_process:
-            save_checkpoint(ckpt_dir, self.engine.training_module(), self._optimizer, self._scheduler, self.state)
+        if ckpt_dir is not None:
+            self.engine.save_checkpoint(ckpt_dir, self._optimizer, self._scheduler, self.state)
 
     def _evaluate_and_log(self, batches_per_epoch: int) -> None:
         state = self.state
