@@ -125,6 +125,10 @@ class Megatron(Strategy):
         if self.train["precision"] == "fp16":
             raise ConfigError("--strategy megatron trains in fp32 or bf16 (fp16 would need megatron's loss-scaling "
                               "optimiser); use --set train.precision=bf16")
+        if self.train["precision"] == "bf16" and not use_cuda(self.train["device"]):
+            # megatron's parallel layers run their backward under CUDA autocast only
+            raise ConfigError("--strategy megatron trains in bf16 on GPUs only; on the CPU use "
+                              "--set train.precision=fp32")
         self._engine: Any = None
 
     def check(self, app: Any, encoder: Any) -> None:

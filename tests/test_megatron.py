@@ -125,6 +125,8 @@ def test_microbatch_count_splits_evenly():
 @pytest.mark.parametrize(("args", "message"), [
     (["--set", "strategy.tp=2", "--nproc", "3"], "not a multiple"),
     (["--set", "train.precision=fp16"], "fp32 or bf16"),
+    *([(["--set", "train.precision=bf16"], "bf16 on GPUs only")] if not __import__("torch").cuda.is_available()
+      else []),
     (["--set", "strategy.tp=0"], "at least 1"),
 ])
 def test_bad_layouts_are_refused_before_launching(tmp_path, args, message):
