@@ -192,6 +192,28 @@ class AppContract(ComponentContract):
         assert len(predictions) == len(records) and all(isinstance(p, dict) for p in predictions)
 
 
+class StrategyContract(ComponentContract):
+    """A strategy trains a run end to end through `etk train --strategy NAME ARGS` (launching its workers
+    when it has several) and leaves an artifact that `etk evaluate` reads back with the best dev metrics."""
+
+    kind = "strategies"
+    strategy_args: ClassVar[list[str]] = []
+
+    def test_trains_a_run_whose_artifact_evaluates(self, tmp_path: Path) -> None:
+        import json
+
+        run = train_run(tmp_path, ["train", "--model", "bert-tiny", "--data", "train=synthetic_sentiment:train",
+                                   "--data", "dev=synthetic_sentiment:dev", "--strategy", self.component_name,
+                                   *self.strategy_args, "--set", "train.max_steps=4", "--set", "train.eval_every=2",
+                                   "--set", "train.batch_size=8", "--set", "train.max_length=32", "--no-export"])
+        evals = [record for record in metrics_log(run) if "accuracy" in record]
+        assert [record["step"] for record in evals] == [2, 4]
+        result = run_cli(["evaluate", str(run), "--data", "dev=synthetic_sentiment:dev", "--json"])
+        assert result.exit_code == 0, result.output
+        accuracy = json.loads(result.output.strip().splitlines()[-1])["accuracy"]
+        assert accuracy == max(record["accuracy"] for record in evals)
+
+
 class Server:
     """A running `python -m etk_core serve` subprocess."""
 

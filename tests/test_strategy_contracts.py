@@ -1,0 +1,26 @@
+"""The built-in strategies pass the contract a third-party strategy would (etk_core.testing.StrategyContract)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from etk_core.testing import StrategyContract, needs_packaged_minilm
+
+pytestmark = needs_packaged_minilm()
+
+
+class TestSingle(StrategyContract):
+    component_name = "single"
+
+
+class TestDataParallel(StrategyContract):
+    component_name = "ddp"
+    strategy_args = ["--nproc", "2"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("megatron") is None, reason="megatron-core is not installed")
+class TestMegatron(StrategyContract):
+    component_name = "megatron"
+    strategy_args = ["--set", "strategy.tp=2"]
