@@ -101,9 +101,13 @@ class MegatronEngine(TrainEngine):
 
     def finish_gradients(self) -> None:
         backend.finish_gradients(self.ddp)
-        for param in self.stage.parameters():
+        params = list(self.stage.parameters())
+        used = torch.tensor([float(id(param) in self._used) for param in params], device=self._device)
+        if self.data_world > 1:  # used by any replica: every replica steps the same parameters
+            dist.all_reduce(used, op=dist.ReduceOp.MAX, group=self.topo["dp_group"])
+        for param, flag in zip(params, used.tolist()):
             # megatron's buffer, now averaged, is what the optimiser steps on
-            param.grad = param.main_grad if param.requires_grad and id(param) in self._used else None
+            param.grad = param.main_grad if param.requires_grad and flag else None
         self._zero_first = True
 
     def clip_grad_norm(self, max_norm: float) -> None:
