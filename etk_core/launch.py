@@ -13,6 +13,7 @@ with several nodes, give them a shared --output folder if every node should see 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+#: Seconds the other workers get to end by themselves after one failed, before they are stopped.
+GRACE_S = 3.0
 
 #: Set in workers, so that their `etk train` runs instead of launching again.
 WORKER_ENV = "ETK_WORKER"
@@ -63,7 +67,7 @@ def launch_workers(config: dict[str, Any], processes: int, extra_args: list[str]
         path = Path(folder) / "config.yaml"
         config_mod.save(config, path)
         port = nodes.master_port or free_port()
-        workers = []
+        workers, logs = [], []
         for local in range(processes):
             rank = nodes.rank * processes + local
             env = {**os.environ, WORKER_ENV: "1", "RANK": str(rank), "LOCAL_RANK": str(local),
@@ -74,21 +78,36 @@ def launch_workers(config: dict[str, Any], processes: int, extra_args: list[str]
                                                      str(max(1, (os.cpu_count() or 1) // processes)))}
             command = [sys.executable, "-m", "etk_core", *(["--verbose"] if verbose else []), "train", "--config",
                        str(path), *extra_args]
-            workers.append(subprocess.Popen(command, env=env, stdout=None if rank == 0 else subprocess.DEVNULL))
-        return _wait(workers)
+            # the first worker of each machine speaks; the others' stderr is kept for when one of them fails
+            # alone (a bad input usually fails every worker with the same line: it is shown once)
+            logs.append(None if local == 0 else open(Path(folder) / f"worker-{local}.err", "w+b"))  # noqa: SIM115
+            workers.append(subprocess.Popen(command, env=env, stderr=logs[-1],
+                                            stdout=None if rank == 0 else subprocess.DEVNULL))
+        code, first = _wait(workers)
+        if first > 0 and workers[0].returncode in (0, -signal.SIGTERM):
+            logs[first].seek(0)
+            sys.stderr.write(logs[first].read().decode(errors="replace")[-4000:])
+        for log in logs[1:]:
+            log.close()
+        return code
 
 
-def _wait(workers: list[subprocess.Popen]) -> int:
+def _wait(workers: list[subprocess.Popen]) -> tuple[int, int]:
+    """Wait for every worker; when one fails, stop the others. (exit code, index of the first failure)."""
     while True:
         codes = [worker.poll() for worker in workers]
-        failed = [code for code in codes if code not in (None, 0)]
+        failed = [index for index, code in enumerate(codes) if code not in (None, 0)]
         if failed:
+            # a moment for the others to end on their own (bad input fails them all alike), then stop them
+            deadline = time.monotonic() + GRACE_S
+            while time.monotonic() < deadline and any(worker.poll() is None for worker in workers):
+                time.sleep(0.05)
             for worker in workers:
                 if worker.poll() is None:
                     worker.terminate()
             for worker in workers:
                 worker.wait()
-            return failed[0]
+            return codes[failed[0]], failed[0]
         if all(code == 0 for code in codes):
-            return 0
+            return 0, -1
         time.sleep(0.2)

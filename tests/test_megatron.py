@@ -136,6 +136,7 @@ def test_models_megatron_cannot_cut_are_refused_before_the_run_folder(tmp_path, 
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count(message) == 1, result.stderr  # every worker fails alike: said once
     assert not out.exists()
 
 
