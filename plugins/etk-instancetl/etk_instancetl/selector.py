@@ -55,6 +55,27 @@ class ActorCritic(nn.Module):
         self.optimizer = torch.optim.Adam(self.parameters(), lr=lr)
         self.reward_mean, self.reward_var, self.rewards_seen = 0.0, 1.0, 0
         self.entropy_weight = entropy_weight
+        self.register_buffer("state_mean", torch.zeros(state_size))
+        self.register_buffer("state_var", torch.ones(state_size))
+        self.states_seen = 0
+
+    def observe(self, states: torch.Tensor) -> None:
+        """Fold a batch of states into the running mean and variance of each state input."""
+        count = len(states)
+        total = self.states_seen + count
+        batch_mean = states.mean(0)
+        delta = batch_mean - self.state_mean
+        spread = self.state_var * self.states_seen + states.var(0, unbiased=False) * count \
+            + delta.pow(2) * self.states_seen * count / total
+        self.state_mean += delta * count / total
+        self.state_var = spread / total
+        self.states_seen = total
+
+    def standardise(self, states: torch.Tensor) -> torch.Tensor:
+        """States at zero mean and unit spread per input. Why: the encoder's features share a large common
+        component, and a policy gradient from one reward per batch then moves the keep probability of every
+        example alike; centred inputs let it move useful and harmful examples apart."""
+        return (states - self.state_mean) / self.state_var.clamp(min=1e-8).sqrt()
 
     def centre(self, reward: float, scale: bool = False) -> float:
         """The delayed reward minus its running mean (the metric's improvement shrinks as training goes on,
@@ -72,10 +93,11 @@ class ActorCritic(nn.Module):
     def keep_probability(self, states: torch.Tensor) -> torch.Tensor:
         """pi(a=1|s) per state."""
         with torch.no_grad():
-            return torch.sigmoid(self.actor(states).squeeze(-1))
+            return torch.sigmoid(self.actor(self.standardise(states)).squeeze(-1))
 
     def act(self, states: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample keep (1) / drop (0) per state; returns (actions, probabilities)."""
+        self.observe(states)
         probs = self.keep_probability(states)
         actions = (torch.rand(probs.shape, generator=generator) < probs).float()
         return actions, probs
@@ -83,7 +105,7 @@ class ActorCritic(nn.Module):
     def update(self, episode: Episode, delayed: float, beta: float = 1.0, scale: bool = False) -> dict[str, float]:
         """One actor-critic step on the episode with returns R_i = immediate_i + beta * centred delayed."""
         delayed = self.centre(delayed, scale)
-        states = torch.cat(episode.states)
+        states = self.standardise(torch.cat(episode.states))
         actions = torch.cat(episode.actions)
         returns = torch.cat(episode.immediate).to(states.dtype) + beta * delayed
         values = self.critic(states).squeeze(-1)
