@@ -1,4 +1,5 @@
-"""Random Sparse Attention (RSA) on the CPU: compiled kernel and reference vs dense SDPA, time and memory.
+"""Random Sparse Attention (RSA): compiled kernel and reference vs dense SDPA, time and memory (CPU; or CUDA
+with ``--device cuda``).
 
 Batch 1, 12 heads, head dim 64, block 64, float32, torch using every core; sequence lengths 1024, 2048, 4096
 (``--quick``: 512, 1024). Per configuration, in a fresh subprocess (so its memory figure is its own):
@@ -8,6 +9,10 @@ Batch 1, 12 heads, head dim 64, block 64, float32, torch using every core; seque
   the loaded kernel already resident; glibc's mmap threshold fixed so freed blocks are unmapped), i.e. what
   the attention allocates: outputs, gradients, saved tensors and scratch;
 - time: the median of ``--repeats`` forward + backward passes after a warm-up (and of forward-only passes).
+
+With ``--device cuda``: the same rows on the GPU (the CUDA kernel of the extension), memory = the peak of
+torch.cuda.max_memory_allocated during one forward + backward minus what was allocated before it, time with
+a device synchronisation after each pass, and the fp32 matmul ceiling measured with TF32 off.
 
 Implementations: ``dense`` = torch.nn.functional.scaled_dot_product_attention (whatever CPU backend torch
 picks: its flash kernel for float32, which does not materialise the n x n scores either); ``dense-math``
@@ -75,7 +80,7 @@ def _median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def worker(impl: str, n: int, repeats: int, seed: int) -> dict:
+def worker(impl: str, n: int, repeats: int, seed: int, device: str = "cpu") -> dict:
     """One configuration, in this (fresh) process."""
     import resource
 
@@ -84,7 +89,11 @@ def worker(impl: str, n: int, repeats: int, seed: int) -> dict:
 
     torch.set_num_threads(os.cpu_count() or 1)
     from etk_kernels.layout import random_layout
-    from etk_kernels.rsa import RSAFunction, load_extension, rsa_reference
+    from etk_kernels.rsa import RSAFunction, cuda_kernel_available, load_extension, rsa_reference
+
+    cuda = device == "cuda"
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = False
 
     nb = n // BLOCK
     scale = HEAD_DIM ** -0.5
@@ -96,12 +105,15 @@ def worker(impl: str, n: int, repeats: int, seed: int) -> dict:
         fwd_flops = 4.0 * BLOCK * (kv_blocks * BLOCK) * HEAD_DIM
     else:
         fwd_flops = 4.0 * n * n * HEAD_DIM * HEADS
-    if kind == "rsa" and load_extension() is None:
+    if kind == "rsa" and (load_extension() is None or (cuda and not cuda_kernel_available())):
         return {"impl": impl, "n": n, "error": "compiled kernel unavailable"}
 
     gen = torch.Generator().manual_seed(seed)
-    q, k, v = (torch.randn(1, HEADS, n, HEAD_DIM, generator=gen).requires_grad_() for _ in range(3))
-    grad_out = torch.randn(1, HEADS, n, HEAD_DIM, generator=gen)
+    q, k, v = (torch.randn(1, HEADS, n, HEAD_DIM, generator=gen).to(device).requires_grad_() for _ in range(3))
+    grad_out = torch.randn(1, HEADS, n, HEAD_DIM, generator=gen).to(device)
+    if layout is not None:
+        layout = layout.to(device)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
 
     if kind == "dense":
         def attend():
@@ -119,14 +131,21 @@ def worker(impl: str, n: int, repeats: int, seed: int) -> dict:
     def step():
         attend().backward(grad_out)
         q.grad = k.grad = v.grad = None
+        sync()
 
     def forward_only():
         with torch.no_grad():
             attend()
+        sync()
 
     step()  # warm-up: one-time initialisations (thread pool, kernel caches) stay out of the memory figure
     _trim()
-    if _reset_peak():
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+        allocated_before = torch.cuda.memory_allocated()
+        step()
+        mem_mib = (torch.cuda.max_memory_allocated() - allocated_before) / 2 ** 20
+    elif _reset_peak():
         rss_before = _status_kib("VmRSS")
         step()
         mem_mib = (_status_kib("VmHWM") - rss_before) / 1024
@@ -143,19 +162,29 @@ def worker(impl: str, n: int, repeats: int, seed: int) -> dict:
             "kv_len": fwd_flops / (4.0 * n * HEAD_DIM * HEADS)}
 
 
-def matmul_gflops() -> float:
+def matmul_gflops(device: str = "cpu") -> float:
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    size = 2048 if device == "cpu" else 8192
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+        def product():
+            a @ b
+            torch.cuda.synchronize()
+    else:
+        def product():
+            a @ b
     for _ in range(2):
-        a @ b
-    return 2.0 * 2048 ** 3 / _median_time(lambda: a @ b, 7) / 1e9
+        product()
+    return 2.0 * size ** 3 / _median_time(product, 7) / 1e9
 
 
-def run_config(impl: str, n: int, repeats: int, seed: int) -> dict:
+def run_config(impl: str, n: int, repeats: int, seed: int, device: str = "cpu") -> dict:
     command = [sys.executable, __file__, "--worker", impl, "--n", str(n), "--repeats", str(repeats),
-               "--seed", str(seed)]
+               "--seed", str(seed), "--device", device]
     # A fixed mmap threshold: glibc then maps every large block afresh (and unmaps it when freed) instead of
     # raising the threshold and recycling freed heap, so the RSS follows what the attention really holds.
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
@@ -173,11 +202,12 @@ def main() -> None:
     parser.add_argument("--no-reference", action="store_true", help="skip rsa_reference")
     parser.add_argument("--no-math", action="store_true", help="skip the materialised dense-math row")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the attention runs")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.n, args.repeats, args.seed)))
+        print(json.dumps(worker(args.worker, args.n, args.repeats, args.seed, args.device)))
         return
 
     import torch
@@ -188,10 +218,14 @@ def main() -> None:
     impls = ["dense"] + ([] if args.no_math else ["dense-math"]) + ["rsa-k2", "rsa-k4"]
     if not args.no_reference:
         impls += ["ref-k2", "ref-k4"]
-    mm = matmul_gflops()
-    print(f"RSA benchmark: batch 1, {HEADS} heads, head dim {HEAD_DIM}, block {BLOCK}, float32, "
-          f"{os.cpu_count()} threads, torch {torch.__version__}, kernel {status}, {platform.processor() or ''}")
-    print(f"fp32 matmul (2048^3 torch.mm): {mm:.1f} GFLOP/s")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device here")
+    mm = matmul_gflops(args.device)
+    where = (torch.cuda.get_device_name() if args.device == "cuda"
+             else f"{os.cpu_count()} threads, {platform.processor() or ''}")
+    print(f"RSA benchmark: batch 1, {HEADS} heads, head dim {HEAD_DIM}, block {BLOCK}, float32, {args.device} "
+          f"({where}), torch {torch.__version__}, kernel {status}")
+    print(f"fp32 matmul ({'2048' if args.device == 'cpu' else '8192'}^3 torch.mm): {mm:.1f} GFLOP/s")
     header = (f"{'n':>5} {'impl':>10} {'kv_len':>6} {'fwd+bwd ms':>11} {'x dense':>8} {'fwd ms':>8} "
               f"{'x dense':>8} {'mem MiB':>8} {'x dense':>8} {'GFLOP/s':>8} {'% mm':>5}")
     print(header)
@@ -200,7 +234,7 @@ def main() -> None:
     for n in lengths:
         dense = None
         for impl in impls:
-            row = run_config(impl, n, args.repeats, args.seed)
+            row = run_config(impl, n, args.repeats, args.seed, args.device)
             results.append(row)
             if "error" in row:
                 print(f"{n:>5} {impl:>10}  error: {row['error']}")
@@ -235,7 +269,7 @@ def main() -> None:
               + (f"; {goals['mem_ratio_vs_dense_math']:.3f}x dense-math" if "mem_ratio_vs_dense_math" in goals
                  else ""))
     print(json.dumps({"benchmark": "rsa", "batch": 1, "heads": HEADS, "head_dim": HEAD_DIM, "block": BLOCK,
-                      "dtype": "float32", "threads": os.cpu_count(), "torch": torch.__version__,
+                      "dtype": "float32", "device": args.device, "threads": os.cpu_count(), "torch": torch.__version__,
                       "kernel": status, "matmul_gflops": mm, "repeats": args.repeats, "results": results,
                       "goals": goals}))
 

@@ -23,6 +23,6 @@ def kernel_note() -> str:
         return "RSA: PyTorch reference (ETK_RSA_BACKEND=reference)"
     if importlib.util.find_spec(PREBUILT) is not None:
         return "RSA: compiled kernel (built at install)"
-    if any(jit_cache_dir().glob(f"*/{JIT_NAME}/{JIT_NAME}*.so")):
+    if any(jit_cache_dir().glob(f"*/{JIT_NAME}*/{JIT_NAME}*.so")):
         return "RSA: compiled kernel (just-in-time build, cached)"
     return "RSA: not built yet; compiled on first use (needs a C++ compiler), else the PyTorch reference"

@@ -3,8 +3,10 @@
 Each (head, query block) attends to the key blocks its layout row lists (see `etk_kernels.layout`). Two
 implementations with the same semantics:
 
-- the compiled CPU kernel (`csrc/rsa.cpp`): O(block_size x row width) memory per task, never the dense n x n
-  scores; prebuilt at install time as `etk_kernels._rsa_ext`, else JIT-compiled on first use;
+- the compiled kernel: CPU (`csrc/rsa.cpp`), O(block_size x row width) memory per task, never the dense n x n
+  scores; and, where torch has CUDA and a CUDA toolkit is found at build time, CUDA (`csrc/rsa_cuda.cu`,
+  streaming softmax, float32 / float16 / bfloat16); prebuilt at install time as `etk_kernels._rsa_ext`, else
+  JIT-compiled on first use;
 - `rsa_reference`: standard PyTorch ops (index_select, matmul, masked softmax), exportable to ONNX.
 
 `rsa_attention` is the public entry: any sequence length (padded internally to a multiple of the block size
@@ -26,12 +28,27 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from etk_kernels.build_status import JIT_NAME
+
 log = logging.getLogger(__name__)
 
 _UNSET = object()
 _EXT: Any = _UNSET
 _LOCK = threading.Lock()
 _SOURCE = Path(__file__).parent / "csrc" / "rsa.cpp"
+_CUDA_SOURCE = Path(__file__).parent / "csrc" / "rsa_cuda.cu"
+#: Head dims the CUDA kernel is compiled for (others run the reference on CUDA).
+CUDA_HEAD_DIMS = (16, 32, 64, 128)
+
+
+def cuda_build_wanted() -> bool:
+    """Whether a build should compile the CUDA kernels: torch built with CUDA, a CUDA toolkit found, and not
+    switched off with ``ETK_RSA_CUDA=0``."""
+    if os.environ.get("ETK_RSA_CUDA", "").strip() == "0" or torch.version.cuda is None:
+        return False
+    from torch.utils.cpp_extension import CUDA_HOME
+
+    return CUDA_HOME is not None
 
 
 def load_extension() -> Any | None:
@@ -58,20 +75,37 @@ def _build() -> Any | None:
     except ImportError:
         ext = None
     if ext is None:
-        try:
-            from torch.utils.cpp_extension import load
-
-            ext = load(name="etk_rsa_ext", sources=[str(_SOURCE)], extra_cflags=["-O3", "-fopenmp"],
-                       extra_ldflags=["-fopenmp"], verbose=False)
-        except Exception as exc:  # no compiler, no headers, a failed build: fall back to the reference
-            log.debug("RSA extension unavailable, using the PyTorch reference: %s", exc)
-            ext = None
+        for cuda in ([True, False] if cuda_build_wanted() else [False]):
+            ext = _jit_build(cuda)
+            if ext is not None:
+                break
     return ext
+
+
+def _jit_build(cuda: bool) -> Any | None:
+    """Compile the kernel just in time (with its CUDA part or not); None when the build fails."""
+    try:
+        from torch.utils.cpp_extension import load
+
+        sources = [str(_SOURCE)] + ([str(_CUDA_SOURCE)] if cuda else [])
+        defines = ["-DRSA_WITH_CUDA"] if cuda else []
+        return load(name=JIT_NAME + ("_cuda" if cuda else ""), sources=sources,
+                    extra_cflags=["-O3", "-fopenmp", *defines], extra_cuda_cflags=["-O3", *defines],
+                    extra_ldflags=["-fopenmp"], verbose=False)
+    except Exception as exc:  # no compiler, no headers, a failed build: fall back to the reference
+        log.debug("RSA extension (cuda=%s) unavailable: %s", cuda, exc)
+        return None
 
 
 def kernel_status() -> str:
     """``"compiled"`` when the RSA extension loads, else ``"reference"``."""
     return "compiled" if load_extension() is not None else "reference"
+
+
+def cuda_kernel_available() -> bool:
+    """Whether the loaded extension has its CUDA kernels compiled in."""
+    ext = load_extension()
+    return ext is not None and bool(getattr(ext, "has_cuda", lambda: False)())
 
 
 def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_size: int) -> None:
@@ -151,7 +185,7 @@ class RSAFunction(torch.autograd.Function):
         if ext is None:
             raise RuntimeError("the compiled RSA kernel is not available (kernel_status() == 'reference')")
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-        layout = layout.to(torch.int32).contiguous()
+        layout = layout.to(device=q.device, dtype=torch.int32).contiguous()
         if key_keep is None:
             key_keep = torch.empty(0, dtype=torch.bool)
         out, lse = ext.rsa_forward(q, k, v, layout, key_keep, int(block_size), float(scale))
@@ -169,12 +203,15 @@ class RSAFunction(torch.autograd.Function):
         return dq, dk, dv, None, None, None, None
 
 
-def _use_kernel(q: torch.Tensor) -> bool:
-    if q.device.type != "cpu" or q.dtype not in (torch.float32, torch.float64):
-        return False
+def _use_kernel(q: torch.Tensor, block_size: int) -> bool:
     if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.jit.is_scripting():
         return False
-    return load_extension() is not None
+    if q.device.type == "cpu":
+        return q.dtype in (torch.float32, torch.float64) and load_extension() is not None
+    if q.device.type == "cuda":
+        return (q.dtype in (torch.float32, torch.float16, torch.bfloat16) and q.shape[-1] in CUDA_HEAD_DIMS
+                and block_size <= 1024 and cuda_kernel_available())
+    return False
 
 
 def rsa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: torch.Tensor, block_size: int,
@@ -183,13 +220,14 @@ def rsa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: tor
 
     ``layout``: [H, ceil(n / block_size), width] key-block indices (-1 = none), e.g. from `random_layout`.
     ``key_keep``: [B, n] bool (True = a real token a query may attend to), None = all kept.
-    ``scale``: default 1 / sqrt(d). The compiled kernel runs on CPU float32 / float64 outside ONNX export
-    (see `kernel_status`); everything else runs `rsa_reference`.
+    ``scale``: default 1 / sqrt(d). The compiled kernel runs on CPU float32 / float64 and, where built, on CUDA
+    float32 / float16 / bfloat16 with head dim 16, 32, 64 or 128, outside ONNX export (see `kernel_status`,
+    `cuda_kernel_available`); everything else runs `rsa_reference`.
     """
     _check(q, k, v, block_size)
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
-    if not _use_kernel(q):
+    if not _use_kernel(q, block_size):
         return rsa_reference(q, k, v, layout, block_size, key_keep=key_keep, scale=scale)
     n = q.shape[-2]
     qp, kp, vp, keep = _pad(q, k, v, key_keep, block_size)

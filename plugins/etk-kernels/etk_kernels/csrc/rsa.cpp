@@ -22,7 +22,8 @@
 // The elementwise loops of float32 (softmax, exp) are compiled for several x86 ISA levels (GCC
 // target_clones, dispatched at load time), so the build needs no -march flag and runs on any x86-64.
 //
-// CPU only: there is no CUDA part in this file and no .cu file; CUDA tensors are rejected.
+// CUDA tensors go to the kernels of rsa_cuda.cu when the module is built with RSA_WITH_CUDA (setup.py does
+// so where torch has CUDA and a CUDA toolkit is found); otherwise they are rejected.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -40,6 +41,15 @@
 #define RSA_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define RSA_CLONES
+#endif
+
+#ifdef RSA_WITH_CUDA
+// rsa_cuda.cu
+std::vector<at::Tensor> rsa_forward_cuda(at::Tensor q, at::Tensor k, at::Tensor v, at::Tensor layout,
+                                         at::Tensor key_keep, int64_t block_size, double scale);
+std::vector<at::Tensor> rsa_backward_cuda(at::Tensor grad_out, at::Tensor q, at::Tensor k, at::Tensor v,
+                                          at::Tensor out, at::Tensor lse, at::Tensor layout, at::Tensor key_keep,
+                                          int64_t block_size, double scale);
 #endif
 
 namespace {
@@ -289,14 +299,13 @@ struct Dims {
 
 Dims check_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& layout,
                   const at::Tensor& key_keep, int64_t block_size) {
-  TORCH_CHECK(q.device().is_cpu() && k.device().is_cpu() && v.device().is_cpu(),
-              "rsa: the compiled kernel is CPU-only");
+  TORCH_CHECK(k.device() == q.device() && v.device() == q.device(), "rsa: q, k and v must be on one device");
   TORCH_CHECK(q.dim() == 4, "rsa: q must be [B, H, n, d]");
   TORCH_CHECK(k.sizes() == q.sizes() && v.sizes() == q.sizes(), "rsa: q, k and v must have the same shape");
   TORCH_CHECK(k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type(),
               "rsa: q, k and v must have the same dtype");
-  TORCH_CHECK(q.scalar_type() == at::kFloat || q.scalar_type() == at::kDouble,
-              "rsa: the compiled kernel takes float32 or float64");
+  TORCH_CHECK(q.is_cuda() || q.scalar_type() == at::kFloat || q.scalar_type() == at::kDouble,
+              "rsa: the CPU kernel takes float32 or float64");
   Dims dm;
   dm.B = q.size(0);
   dm.H = q.size(1);
@@ -367,6 +376,13 @@ void forward_impl(const Dims& dm, const T* q, const T* kt_blocks, const T* v, co
 std::vector<at::Tensor> rsa_forward(at::Tensor q, at::Tensor k, at::Tensor v, at::Tensor layout,
                                     at::Tensor key_keep, int64_t block_size, double scale) {
   const Dims dm = check_inputs(q, k, v, layout, key_keep, block_size);
+  if (q.is_cuda()) {
+#ifdef RSA_WITH_CUDA
+    return rsa_forward_cuda(q, k, v, layout, key_keep, block_size, scale);
+#else
+    TORCH_CHECK(false, "rsa: this build of the kernel has no CUDA part");
+#endif
+  }
   q = q.contiguous();
   v = v.contiguous();
   auto layout_i = layout.to(at::kInt).contiguous();
@@ -458,6 +474,13 @@ std::vector<at::Tensor> rsa_backward(at::Tensor grad_out, at::Tensor q, at::Tens
   TORCH_CHECK(grad_out.sizes() == q.sizes() && out.sizes() == q.sizes(), "rsa: grad_out / out shape mismatch");
   TORCH_CHECK(lse.dim() == 3 && lse.size(0) == dm.B && lse.size(1) == dm.H && lse.size(2) == dm.n,
               "rsa: lse must be [B, H, n]");
+  if (q.is_cuda()) {
+#ifdef RSA_WITH_CUDA
+    return rsa_backward_cuda(grad_out, q, k, v, out, lse, layout, key_keep, block_size, scale);
+#else
+    TORCH_CHECK(false, "rsa: this build of the kernel has no CUDA part");
+#endif
+  }
   const auto dtype = q.scalar_type();
   grad_out = grad_out.to(dtype).contiguous();
   q = q.contiguous();
@@ -483,7 +506,12 @@ std::vector<at::Tensor> rsa_backward(at::Tensor grad_out, at::Tensor q, at::Tens
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "Random Sparse Attention (RSA): block-sparse attention kernels for the CPU";
+  m.doc() = "Random Sparse Attention (RSA): block-sparse attention kernels for the CPU (and CUDA where built)";
+#ifdef RSA_WITH_CUDA
+  m.def("has_cuda", [] { return true; }, "whether the CUDA kernels are compiled in");
+#else
+  m.def("has_cuda", [] { return false; }, "whether the CUDA kernels are compiled in");
+#endif
   m.def("rsa_forward", &rsa_forward, "RSA forward -> [out, lse]", pybind11::arg("q"), pybind11::arg("k"),
         pybind11::arg("v"), pybind11::arg("layout"), pybind11::arg("key_keep"), pybind11::arg("block_size"),
         pybind11::arg("scale"));
