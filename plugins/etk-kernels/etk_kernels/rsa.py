@@ -82,13 +82,21 @@ def _build() -> Any | None:
     return ext
 
 
+def _digest(path: Path) -> str:
+    """A short hash of a header, passed as a define so that torch re-builds when the header changes."""
+    import hashlib
+
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:12]
+
+
 def _jit_build(cuda: bool) -> Any | None:
     """Compile the kernel just in time (with its CUDA part or not); None when the build fails."""
     try:
         from torch.utils.cpp_extension import load
 
         sources = [str(_SOURCE)] + ([str(_CUDA_SOURCE)] if cuda else [])
-        defines = ["-DRSA_WITH_CUDA"] if cuda else []
+        kernels = _CUDA_SOURCE.with_name("rsa_cuda_kernels.cuh")
+        defines = ["-DRSA_WITH_CUDA", f"-DRSA_KERNELS_DIGEST={_digest(kernels)}"] if cuda else []
         return load(name=JIT_NAME + ("_cuda" if cuda else ""), sources=sources,
                     extra_cflags=["-O3", "-fopenmp", *defines], extra_cuda_cflags=["-O3", *defines],
                     extra_ldflags=["-fopenmp"], verbose=False)

@@ -1,9 +1,11 @@
-"""The CUDA RSA kernel: its source compiles with nvcc where a toolkit exists; on a GPU it equals the PyTorch
-reference (forward and gradients, masks, fully masked rows) and dense SDPA at k=1. The GPU tests skip
-without CUDA (most CI machines); the compile check skips without nvcc."""
+"""The CUDA RSA kernel: its source compiles with nvcc where a toolkit exists; its kernels, run on the CPU
+under an emulation of the CUDA execution model (tests/cuda_emulation.cpp), equal the PyTorch reference; on a
+GPU the real thing equals the reference (forward and gradients, masks, fully masked rows) and dense SDPA at
+k=1. The GPU tests skip without CUDA (most CI machines); the compile check skips without nvcc."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -17,6 +19,7 @@ from etk_kernels.layout import dense_layout, random_layout
 from etk_kernels.rsa import rsa_attention, rsa_reference
 
 CUDA_SOURCE = Path(rsa.__file__).parent / "csrc" / "rsa_cuda.cu"
+EMULATION = Path(__file__).parent / "cuda_emulation.cpp"
 
 
 def _nvcc() -> str | None:
@@ -53,6 +56,98 @@ def test_cuda_source_compiles(tmp_path):
     assert (tmp_path / "rsa_cuda.o").stat().st_size > 0
 
 
+def _forward_backward(fn, q, k, v, seed=1):
+    out = fn(q, k, v)
+    grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed)).to(out.device, out.dtype)
+    return (out, *torch.autograd.grad(out, (q, k, v), grad))
+
+
+@pytest.fixture(scope="module")
+def emulated():
+    """The CUDA kernels built for the CPU emulation (a C++ toolchain is all it needs)."""
+    from torch.utils.cpp_extension import load
+
+    kernels = CUDA_SOURCE.parent / "rsa_cuda_kernels.cuh"
+    digest = hashlib.sha1(kernels.read_bytes()).hexdigest()[:12]  # torch re-builds when its arguments change
+    try:
+        return load(name="etk_rsa_cuda_emulation", sources=[str(EMULATION)],
+                    extra_include_paths=[str(CUDA_SOURCE.parent)],
+                    extra_cflags=["-O1", "-Wno-unknown-pragmas", f"-DRSA_KERNELS_DIGEST={digest}"])
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"no C++ toolchain to build the emulation: {exc}")
+
+
+def _emulated_attention(ext, q, k, v, layout, bs, keep, scale):
+    """The emulated kernels behind autograd, like RSAFunction does with the real ones."""
+
+    class Emulated(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, q, k, v):
+            out, lse = ext.forward(q, k, v, layout, keep, bs, scale)
+            ctx.save_for_backward(q, k, v, out, lse)
+            return out
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            q, k, v, out, lse = ctx.saved_tensors
+            dq, dk, dv, _ = ext.backward(grad_out, q, k, v, out, lse, layout, keep, bs, scale)
+            return dq, dk, dv
+
+    return Emulated.apply(q, k, v)
+
+
+@pytest.mark.parametrize(("n", "d", "bs", "k_factor"), [(64, 16, 16, 2), (96, 32, 8, 3), (64, 16, 16, 1)])
+@pytest.mark.parametrize("masked", [False, True])
+def test_emulated_cuda_kernels_equal_reference(emulated, n, d, bs, k_factor, masked):
+    batch, heads = 2, 3
+    gen = torch.Generator().manual_seed(n + d)
+    q, k, v = (torch.randn(batch, heads, n, d, generator=gen).requires_grad_() for _ in range(3))
+    layout = random_layout(n // bs, heads, k_factor, torch.Generator().manual_seed(1))
+    keep = torch.ones(batch, n, dtype=torch.bool)
+    if masked:
+        keep[0, n - bs - 3:] = False      # padding at the end of the first sequence
+        keep[1, ::5] = False              # scattered masked keys
+    scale = 0.7 / d ** 0.5
+    got = _forward_backward(lambda a, b, c: _emulated_attention(emulated, a, b, c, layout, bs, keep, scale), q, k, v)
+    want = _forward_backward(lambda a, b, c: rsa_reference(a, b, c, layout, bs, key_keep=keep, scale=scale), q, k, v)
+    for name, a, b in zip(("out", "dq", "dk", "dv"), got, want):
+        assert torch.isfinite(a).all(), name
+        assert (a - b).abs().max().item() < 1e-5, (name, (a - b).abs().max().item())
+
+
+def test_emulated_fully_masked_rows_and_bfloat16(emulated):
+    batch, heads, n, d, bs = 2, 2, 48, 16, 16
+    gen = torch.Generator().manual_seed(5)
+    q, k, v = (torch.randn(batch, heads, n, d, generator=gen).requires_grad_() for _ in range(3))
+    layout = random_layout(n // bs, heads, 2, torch.Generator().manual_seed(2))
+    keep = torch.ones(batch, n, dtype=torch.bool)
+    keep[1] = False  # the second sequence has no key at all: zeros everywhere
+    got = _forward_backward(lambda a, b, c: _emulated_attention(emulated, a, b, c, layout, bs, keep, d ** -0.5),
+                            q, k, v)
+    want = _forward_backward(lambda a, b, c: rsa_reference(a, b, c, layout, bs, key_keep=keep), q, k, v)
+    for a, b in zip(got, want):
+        assert torch.count_nonzero(a[1]).item() == 0
+        assert (a - b).abs().max().item() < 1e-5
+    low = [t.detach().to(torch.bfloat16).requires_grad_() for t in (q, k, v)]
+    got16 = _forward_backward(lambda a, b, c: _emulated_attention(emulated, a, b, c, layout, bs, keep, d ** -0.5),
+                              *low)
+    for a, b in zip(got16, want):
+        assert a.dtype == torch.bfloat16 and (a.float() - b).abs().max().item() < 0.05
+
+
+def test_transposed_layout_lists_the_query_blocks_of_each_key_block(emulated):
+    heads, nb, bs, d = 4, 6, 4, 16
+    layout = random_layout(nb, heads, 3, torch.Generator().manual_seed(4))
+    x = torch.zeros(1, heads, nb * bs, d)
+    out, lse = emulated.forward(x, x, x, layout, torch.empty(0, dtype=torch.bool), bs, 1.0)
+    *_, transposed = emulated.backward(x, x, x, x, out, lse, layout, torch.empty(0, dtype=torch.bool), bs, 1.0)
+    for head in range(heads):
+        for key_block in range(nb):
+            want = [i for i in range(nb) if key_block in layout[head, i].tolist()]
+            row = transposed[head, key_block].tolist()
+            assert [i for i in row if i >= 0] == want and row[len(want):] == [-1] * (len(row) - len(want))
+
+
 def _gpu():
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
@@ -65,10 +160,6 @@ def _inputs(batch, heads, n, d, dtype, seed=0):
     return [torch.randn(batch, heads, n, d, generator=gen).to("cuda", dtype).requires_grad_() for _ in range(3)]
 
 
-def _forward_backward(fn, q, k, v, seed=1):
-    out = fn(q, k, v)
-    grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed)).to(out.device, out.dtype)
-    return (out, *torch.autograd.grad(out, (q, k, v), grad))
 
 
 @pytest.mark.parametrize("d", [32, 64, 128])
