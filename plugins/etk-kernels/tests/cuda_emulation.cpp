@@ -49,6 +49,7 @@ thread_local Barrier* block_barrier = nullptr;
 
 #define RSA_EMULATE
 #define __global__
+#define __device__
 #define RSA_SHARED_FLOATS(name) float* name = emulated_shared
 #define RSA_SYNC() block_barrier->wait()
 #include "rsa_cuda_kernels.cuh"

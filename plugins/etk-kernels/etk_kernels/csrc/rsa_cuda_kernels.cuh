@@ -37,6 +37,21 @@ inline size_t forward_shared_floats(int bs, int d) { return static_cast<size_t>(
 inline size_t dq_shared_floats(int bs, int d) { return static_cast<size_t>(2 * bs * d + bs); }
 inline size_t dkdv_shared_floats(int bs, int d) { return static_cast<size_t>(2 * bs * d + 2 * bs); }
 
+// Copies key block j (rows kbase .. + bs) of K and V into shared memory as float, and its keys' mask as an
+// additive bias (0 kept, -inf masked); every thread of the block takes part.
+template <typename scalar_t, int D>
+__device__ inline void stage_key_block(const scalar_t* __restrict__ k, const scalar_t* __restrict__ v,
+                                       const uint8_t* __restrict__ keep, int64_t kbase, int64_t keep_base, int bs,
+                                       float* Ks, float* Vs, float* kbias) {
+  for (int t = threadIdx.x; t < bs * D; t += blockDim.x) {
+    Ks[t] = static_cast<float>(k[kbase + t]);
+    Vs[t] = static_cast<float>(v[kbase + t]);
+  }
+  for (int c = threadIdx.x; c < bs; c += blockDim.x) {
+    kbias[c] = (keep == nullptr || keep[keep_base + c]) ? 0.f : -kInf;
+  }
+}
+
 template <typename scalar_t, int D>
 __global__ void rsa_forward_kernel(const scalar_t* __restrict__ q, const scalar_t* __restrict__ k,
                                    const scalar_t* __restrict__ v, const int32_t* __restrict__ layout,
@@ -65,14 +80,8 @@ __global__ void rsa_forward_kernel(const scalar_t* __restrict__ q, const scalar_
     const int j = lrow[w];  // the same for every thread of the block
     if (j < 0 || j >= nb) continue;
     RSA_SYNC();  // the previous block's tiles are no longer read
-    const int64_t kbase = base + static_cast<int64_t>(j) * bs * D;
-    for (int t = threadIdx.x; t < bs * D; t += blockDim.x) {
-      Ks[t] = static_cast<float>(k[kbase + t]);
-      Vs[t] = static_cast<float>(v[kbase + t]);
-    }
-    for (int c = threadIdx.x; c < bs; c += blockDim.x) {
-      kbias[c] = (keep == nullptr || keep[static_cast<int64_t>(b) * n + j * bs + c]) ? 0.f : -kInf;
-    }
+    stage_key_block<scalar_t, D>(k, v, keep, base + static_cast<int64_t>(j) * bs * D,
+                                 static_cast<int64_t>(b) * n + j * bs, bs, Ks, Vs, kbias);
     RSA_SYNC();
     for (int c = 0; c < bs; ++c) {
       if (kbias[c] != 0.f) continue;
@@ -129,15 +138,9 @@ __global__ void rsa_backward_dq_kernel(const scalar_t* __restrict__ grad_out, co
   for (int w = 0; w < width; ++w) {
     const int j = lrow[w];
     if (j < 0 || j >= nb) continue;
-    RSA_SYNC();
-    const int64_t kbase = base + static_cast<int64_t>(j) * bs * D;
-    for (int t = threadIdx.x; t < bs * D; t += blockDim.x) {
-      Ks[t] = static_cast<float>(k[kbase + t]);
-      Vs[t] = static_cast<float>(v[kbase + t]);
-    }
-    for (int c = threadIdx.x; c < bs; c += blockDim.x) {
-      kbias[c] = (keep == nullptr || keep[static_cast<int64_t>(b) * n + j * bs + c]) ? 0.f : -kInf;
-    }
+    RSA_SYNC();  // the previous block's tiles are no longer read
+    stage_key_block<scalar_t, D>(k, v, keep, base + static_cast<int64_t>(j) * bs * D,
+                                 static_cast<int64_t>(b) * n + j * bs, bs, Ks, Vs, kbias);
     RSA_SYNC();
     if (lse_r == kInf) continue;  // every key of the row is masked: no gradient
     for (int c = 0; c < bs; ++c) {
