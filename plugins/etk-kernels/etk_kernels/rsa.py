@@ -218,8 +218,16 @@ def _use_kernel(q: torch.Tensor, block_size: int) -> bool:
         return q.dtype in (torch.float32, torch.float64) and load_extension() is not None
     if q.device.type == "cuda":
         return (q.dtype in (torch.float32, torch.float16, torch.bfloat16) and q.shape[-1] in CUDA_HEAD_DIMS
-                and block_size <= 1024 and cuda_kernel_available())
+                and block_size <= 1024 and _fits_shared_memory(q, block_size) and cuda_kernel_available())
     return False
+
+
+def _fits_shared_memory(q: torch.Tensor, block_size: int) -> bool:
+    """Whether the CUDA kernels' tiles (two [block, head dim] float tiles and two per-row vectors) fit the
+    shared memory one thread block may have on q's device."""
+    properties = torch.cuda.get_device_properties(q.device)
+    limit = getattr(properties, "shared_memory_per_block_optin", 48 * 1024)
+    return (2 * block_size * q.shape[-1] + 2 * block_size) * 4 <= limit
 
 
 def rsa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: torch.Tensor, block_size: int,

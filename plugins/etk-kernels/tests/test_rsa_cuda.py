@@ -5,7 +5,6 @@ k=1. The GPU tests skip without CUDA (most CI machines); the compile check skips
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -68,7 +67,7 @@ def emulated():
     from torch.utils.cpp_extension import load
 
     kernels = CUDA_SOURCE.parent / "rsa_cuda_kernels.cuh"
-    digest = hashlib.sha1(kernels.read_bytes()).hexdigest()[:12]  # torch re-builds when its arguments change
+    digest = rsa._digest(kernels)  # torch re-builds when its arguments change
     try:
         return load(name="etk_rsa_cuda_emulation", sources=[str(EMULATION)],
                     extra_include_paths=[str(CUDA_SOURCE.parent)],
