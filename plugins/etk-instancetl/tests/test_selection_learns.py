@@ -95,7 +95,7 @@ def test_rtl_selector_learns_from_the_delayed_reward(data, tmp_path):
 def test_mgtl_keeps_more_useful_source_and_fools_its_discriminator(data, tmp_path):
     rows = _train(data, tmp_path / "mgtl", "mgtl", *SELECTOR)
     useful, noise = _useful_share(rows, "probability")
-    assert useful > noise + 0.15, (useful, noise)
+    assert useful > noise + 0.4, (useful, noise)  # measured 0.78 vs 0.17 (0.55 vs 0.25 before standardising)
     final = json.loads((tmp_path / "mgtl" / "model" / "etk.json").read_text())
     history = [json.loads(line) for line in (tmp_path / "mgtl" / "metrics.jsonl").read_text().splitlines()]
     accuracy = [h["discriminator_accuracy"] for h in history if "discriminator_accuracy" in h]
