@@ -97,7 +97,7 @@ std::vector<at::Tensor> emulated_forward(at::Tensor q, at::Tensor k, at::Tensor 
   auto lse = at::empty({B, H, n}, q.options().dtype(at::kFloat));
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, q.scalar_type(), "emulated_forward", [&] {
     RSA_DISPATCH_HEAD_DIM(q.size(3), [&] {
-      launch(nb, B * H, bs, rsa_cuda::forward_shared_floats(bs, HEAD_DIM), [&] {
+      launch(B * H, nb, bs, rsa_cuda::forward_shared_floats(bs, HEAD_DIM), [&] {
         rsa_cuda::rsa_forward_kernel<scalar_t, HEAD_DIM>(
             q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(), layout.data_ptr<int32_t>(),
             keep_pointer(keep), H, n, bs, nb, width, static_cast<float>(scale), out.data_ptr<scalar_t>(),
@@ -127,13 +127,13 @@ std::vector<at::Tensor> emulated_backward(at::Tensor grad_out, at::Tensor q, at:
   auto dv = at::empty_like(v);
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, q.scalar_type(), "emulated_backward", [&] {
     RSA_DISPATCH_HEAD_DIM(q.size(3), [&] {
-      launch(nb, B * H, bs, rsa_cuda::dq_shared_floats(bs, HEAD_DIM), [&] {
+      launch(B * H, nb, bs, rsa_cuda::dq_shared_floats(bs, HEAD_DIM), [&] {
         rsa_cuda::rsa_backward_dq_kernel<scalar_t, HEAD_DIM>(
             grad_out.data_ptr<scalar_t>(), q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
             lse.data_ptr<float>(), delta.data_ptr<float>(), layout.data_ptr<int32_t>(), keep_pointer(keep), H, n,
             bs, nb, width, static_cast<float>(scale), dq.data_ptr<scalar_t>());
       });
-      launch(nb, B * H, bs, rsa_cuda::dkdv_shared_floats(bs, HEAD_DIM), [&] {
+      launch(B * H, nb, bs, rsa_cuda::dkdv_shared_floats(bs, HEAD_DIM), [&] {
         rsa_cuda::rsa_backward_dkdv_kernel<scalar_t, HEAD_DIM>(
             grad_out.data_ptr<scalar_t>(), q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
             lse.data_ptr<float>(), delta.data_ptr<float>(), tlayout.data_ptr<int32_t>(), keep_pointer(keep), H, n,

@@ -5,7 +5,7 @@
 // layout[h, i, :] lists the key blocks the block attends to (-1 = none); masked keys (key_keep False) get
 // probability 0; a row whose every key is masked outputs 0, has lse = +inf and gets zero gradients.
 //
-// Forward: one thread block per (query block, batch x head), one thread per query row. The key and value
+// Forward: one thread block per (batch x head, query block), one thread per query row. The key and value
 // blocks of the row are staged in shared memory one at a time (all threads read the same key at once: a
 // broadcast, no bank conflicts) and each thread keeps a streaming (online) softmax: running max m, running
 // sum l and the unnormalised output in registers. Nothing of size n x n exists; lse = m + log(l) is saved.
@@ -77,7 +77,7 @@ std::vector<at::Tensor> rsa_forward_cuda(at::Tensor q, at::Tensor k, at::Tensor 
   if (key_keep.defined() && key_keep.numel() > 0) keep = key_keep.to(q.device(), at::kByte).contiguous();
   auto out = at::empty_like(q);
   auto lse = at::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(at::kFloat));
-  const dim3 grid(dm.nb, q.size(0) * dm.H);
+  const dim3 grid(q.size(0) * dm.H, dm.nb);
   const auto stream = c10::cuda::getCurrentCUDAStream();
   RSA_DISPATCH_CUDA_TYPES(q.scalar_type(), "rsa_forward_cuda", [&] {
     RSA_DISPATCH_HEAD_DIM(q.size(3), [&] {
@@ -113,7 +113,7 @@ std::vector<at::Tensor> rsa_backward_cuda(at::Tensor grad_out, at::Tensor q, at:
   auto dq = at::empty_like(q);
   auto dk = at::empty_like(k);
   auto dv = at::empty_like(v);
-  const dim3 grid(dm.nb, q.size(0) * dm.H);
+  const dim3 grid(q.size(0) * dm.H, dm.nb);
   const auto stream = c10::cuda::getCurrentCUDAStream();
   RSA_DISPATCH_CUDA_TYPES(q.scalar_type(), "rsa_backward_cuda", [&] {
     RSA_DISPATCH_HEAD_DIM(q.size(3), [&] {

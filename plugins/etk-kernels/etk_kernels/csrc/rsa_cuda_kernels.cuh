@@ -61,8 +61,8 @@ __global__ void rsa_forward_kernel(const scalar_t* __restrict__ q, const scalar_
   float* Ks = smem;             // [bs, D]
   float* Vs = Ks + bs * D;      // [bs, D]
   float* kbias = Vs + bs * D;   // [bs]: 0 (kept) or -inf (masked)
-  const int i = blockIdx.x;
-  const int bh = blockIdx.y;
+  const int bh = blockIdx.x;  // batch x head on x: its limit is 2^31 - 1, y's only 65535
+  const int i = blockIdx.y;
   const int b = bh / H, h = bh % H;
   const int r = threadIdx.x;
   const int64_t base = static_cast<int64_t>(bh) * n * D;
@@ -118,8 +118,8 @@ __global__ void rsa_backward_dq_kernel(const scalar_t* __restrict__ grad_out, co
   float* Ks = smem;
   float* Vs = Ks + bs * D;
   float* kbias = Vs + bs * D;
-  const int i = blockIdx.x;
-  const int bh = blockIdx.y;
+  const int bh = blockIdx.x;  // batch x head on x: its limit is 2^31 - 1, y's only 65535
+  const int i = blockIdx.y;
   const int b = bh / H, h = bh % H;
   const int r = threadIdx.x;
   const int64_t base = static_cast<int64_t>(bh) * n * D;
@@ -172,8 +172,8 @@ __global__ void rsa_backward_dkdv_kernel(const scalar_t* __restrict__ grad_out, 
   float* dOs = Qs + bs * D;       // [bs, D]
   float* lse_s = dOs + bs * D;    // [bs]
   float* delta_s = lse_s + bs;    // [bs]
-  const int j = blockIdx.x;       // key block
-  const int bh = blockIdx.y;
+  const int bh = blockIdx.x;
+  const int j = blockIdx.y;       // key block
   const int b = bh / H, h = bh % H;
   const int c = threadIdx.x;      // key row within the block
   const int64_t base = static_cast<int64_t>(bh) * n * D;
