@@ -37,6 +37,25 @@ inline size_t forward_shared_floats(int bs, int d) { return static_cast<size_t>(
 inline size_t dq_shared_floats(int bs, int d) { return static_cast<size_t>(2 * bs * d + bs); }
 inline size_t dkdv_shared_floats(int bs, int d) { return static_cast<size_t>(2 * bs * d + 2 * bs); }
 
+// Where a thread is: batch x head bh = b * H + h (grid x: its limit is 2^31 - 1, y's only 65535), block
+// (grid y), row in the block (thread x); base = offset of (b, h) in [B, H, n, D], offset = of this row.
+struct BlockRow {
+  int bh, b, h, block, row;
+  int64_t base, offset;
+};
+
+__device__ inline BlockRow block_row(int H, int n, int bs, int D) {
+  BlockRow at;
+  at.bh = blockIdx.x;
+  at.b = at.bh / H;
+  at.h = at.bh % H;
+  at.block = blockIdx.y;
+  at.row = threadIdx.x;
+  at.base = static_cast<int64_t>(at.bh) * n * D;
+  at.offset = at.base + static_cast<int64_t>(at.block * bs + at.row) * D;
+  return at;
+}
+
 // Copies key block j (rows kbase .. + bs) of K and V into shared memory as float, and its keys' mask as an
 // additive bias (0 kept, -inf masked); every thread of the block takes part.
 template <typename scalar_t, int D>
@@ -61,12 +80,9 @@ __global__ void rsa_forward_kernel(const scalar_t* __restrict__ q, const scalar_
   float* Ks = smem;             // [bs, D]
   float* Vs = Ks + bs * D;      // [bs, D]
   float* kbias = Vs + bs * D;   // [bs]: 0 (kept) or -inf (masked)
-  const int bh = blockIdx.x;  // batch x head on x: its limit is 2^31 - 1, y's only 65535
-  const int i = blockIdx.y;
-  const int b = bh / H, h = bh % H;
-  const int r = threadIdx.x;
-  const int64_t base = static_cast<int64_t>(bh) * n * D;
-  const int64_t row = base + static_cast<int64_t>(i * bs + r) * D;
+  const BlockRow at = block_row(H, n, bs, D);
+  const int bh = at.bh, b = at.b, h = at.h, i = at.block, r = at.row;
+  const int64_t base = at.base, row = at.offset;
 
   float qr[D], acc[D];
 #pragma unroll
@@ -118,12 +134,9 @@ __global__ void rsa_backward_dq_kernel(const scalar_t* __restrict__ grad_out, co
   float* Ks = smem;
   float* Vs = Ks + bs * D;
   float* kbias = Vs + bs * D;
-  const int bh = blockIdx.x;  // batch x head on x: its limit is 2^31 - 1, y's only 65535
-  const int i = blockIdx.y;
-  const int b = bh / H, h = bh % H;
-  const int r = threadIdx.x;
-  const int64_t base = static_cast<int64_t>(bh) * n * D;
-  const int64_t row = base + static_cast<int64_t>(i * bs + r) * D;
+  const BlockRow at = block_row(H, n, bs, D);
+  const int bh = at.bh, b = at.b, h = at.h, i = at.block, r = at.row;
+  const int64_t base = at.base, row = at.offset;
   const float lse_r = lse[static_cast<int64_t>(bh) * n + i * bs + r];
   const float delta_r = delta[static_cast<int64_t>(bh) * n + i * bs + r];
 
@@ -172,12 +185,9 @@ __global__ void rsa_backward_dkdv_kernel(const scalar_t* __restrict__ grad_out, 
   float* dOs = Qs + bs * D;       // [bs, D]
   float* lse_s = dOs + bs * D;    // [bs]
   float* delta_s = lse_s + bs;    // [bs]
-  const int bh = blockIdx.x;
-  const int j = blockIdx.y;       // key block
-  const int b = bh / H, h = bh % H;
-  const int c = threadIdx.x;      // key row within the block
-  const int64_t base = static_cast<int64_t>(bh) * n * D;
-  const int64_t row = base + static_cast<int64_t>(j * bs + c) * D;
+  const BlockRow at = block_row(H, n, bs, D);
+  const int bh = at.bh, b = at.b, h = at.h, j = at.block, c = at.row;  // j: key block, c: key row in it
+  const int64_t base = at.base, row = at.offset;
   const bool kept = keep == nullptr || keep[static_cast<int64_t>(b) * n + j * bs + c];
 
   float kc[D], vc[D], dkc[D], dvc[D];
