@@ -194,7 +194,7 @@ def test_cuda_k1_equals_dense_sdpa_and_bf16_is_close():
     low = _forward_backward(lambda a, b, c: rsa_attention(a, b, c, layout, bs), qb, kb, vb)
     for a, b in zip(low, want):
         assert a.dtype == torch.bfloat16
-        assert (a.float() - b).abs().max().item() < 0.1
+        assert (a.float() - b).abs().max().item() < 0.02 * b.abs().max().item() + 1e-2
 
 
 def test_cuda_fully_masked_rows_and_unattended_keys_get_zeros():
