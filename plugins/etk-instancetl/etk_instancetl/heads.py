@@ -54,6 +54,27 @@ class DomainModel:
         with torch.no_grad():
             return self.heads.heads[TARGET](features.detach())
 
+    def representations(self, app: Any, features: list[dict[str, Any]], batch_size: int, device: Any) -> Any:
+        """The shared representation (the input of the output layer) of each example, with the model as it is;
+        a float32 numpy array, one row per example."""
+        import numpy as np
+
+        from etk_core.training.batching import eval_batches
+        from etk_core.training.evaluation import move_to
+
+        was_training = self.model.training
+        self.model.eval()
+        out: list[Any] = [None] * len(features)
+        with torch.no_grad():
+            for indices in eval_batches([app.length(f) for f in features], batch_size):
+                batch = move_to(app.collate([features[i] for i in indices]), device)
+                batch.pop("labels", None)
+                _, hidden = self.run(batch, TARGET)
+                for row, index in zip(hidden.float().cpu().numpy(), indices):
+                    out[index] = row
+        self.model.train(was_training)
+        return np.stack(out)
+
     def target_model(self) -> nn.Module:
         """The app model with its target head alone (what is saved, exported and served)."""
         single = copy.copy(self.model)

@@ -9,7 +9,13 @@ from typing import Any, ClassVar
 
 from etk_core.config import Option
 from etk_core.errors import ConfigError
-from etk_instancetl.transfer import COMMON_OPTIONS, SELECTOR_OPTIONS, InstanceTransfer, reward_sample
+from etk_instancetl.transfer import (
+    COMMON_OPTIONS,
+    SELECTION_REPORT_OPTIONS,
+    SELECTOR_OPTIONS,
+    InstanceTransfer,
+    reward_sample,
+)
 
 
 class ReinforcedSelection(InstanceTransfer):
@@ -17,7 +23,7 @@ class ReinforcedSelection(InstanceTransfer):
 
     roles: ClassVar[tuple[str, ...]] = ("target", "source", "dev")
     optional_roles: ClassVar[tuple[str, ...]] = ("test",)
-    options: ClassVar[dict[str, Option]] = {**COMMON_OPTIONS, **SELECTOR_OPTIONS}
+    options: ClassVar[dict[str, Option]] = {**COMMON_OPTIONS, **SELECTOR_OPTIONS, **SELECTION_REPORT_OPTIONS}
     #: Weight beta of the delayed reward next to the immediate ones.
     beta: float = 1.0
     #: Whether the delayed reward is also divided by its running spread (rtl: it is the only reward).

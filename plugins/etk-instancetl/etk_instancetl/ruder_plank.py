@@ -14,37 +14,12 @@ from typing import Any, ClassVar
 
 from etk_core.config import Option
 from etk_core.errors import ConfigError
-from etk_instancetl.transfer import COMMON_OPTIONS, InstanceTransfer
+from etk_instancetl.transfer import COMMON_OPTIONS, SELECTION_REPORT_OPTIONS, InstanceTransfer
 
 
 def pair_text(record: dict[str, Any]) -> str:
     """The words of an example: its text, and its second text for pairs."""
     return " ".join(str(record[key]) for key in ("text", "text_pair") if isinstance(record.get(key), str))
-
-
-def representations(domain_model: Any, app: Any, features: list[dict[str, Any]], batch_size: int,
-                    device: Any) -> Any:
-    """The shared representation (the input of the output layer) of each example, with the model as it is."""
-    import numpy as np
-    import torch
-
-    from etk_core.training.batching import eval_batches
-    from etk_core.training.evaluation import move_to
-    from etk_instancetl.heads import TARGET
-
-    model = domain_model.model
-    was_training = model.training
-    model.eval()
-    out: list[Any] = [None] * len(features)
-    with torch.no_grad():
-        for indices in eval_batches([app.length(f) for f in features], batch_size):
-            batch = move_to(app.collate([features[i] for i in indices]), device)
-            batch.pop("labels", None)
-            _, hidden = domain_model.run(batch, TARGET)
-            for row, index in zip(hidden.float().cpu().numpy(), indices):
-                out[index] = row
-    model.train(was_training)
-    return np.stack(out)
 
 
 class RuderPlank(InstanceTransfer):
@@ -56,6 +31,7 @@ class RuderPlank(InstanceTransfer):
     optional_roles: ClassVar[tuple[str, ...]] = ("test",)
     options: ClassVar[dict[str, Option]] = {
         **COMMON_OPTIONS,
+        **SELECTION_REPORT_OPTIONS,
         "trials": Option(int, 50, "Bayesian-optimisation trials (the paper: about 100)"),
         "initial_trials": Option(int, 8, "random trials before the Gaussian process proposes weights"),
         "select_size": Option((int, type(None)), None, "n, source examples kept (null: the target train size)"),
@@ -78,7 +54,7 @@ class RuderPlank(InstanceTransfer):
             raise ConfigError("algo.select_size must be at least 1")
         self.size = min(size, len(source))
         batch_size = run.config["train"]["eval_batch_size"]
-        embed = {role: representations(domain_model, app, run.features(role), batch_size, self.device)
+        embed = {role: domain_model.representations(app, run.features(role), batch_size, self.device)
                  for role in ("source", "target", "dev")}
         phi, self.feature_names = source_features([pair_text(r) for r in source], [pair_text(r) for r in target],
                                                   embed["source"], embed["target"], topics=opts["topics"], seed=seed)

@@ -33,6 +33,10 @@ SELECTOR_OPTIONS: dict[str, Option] = {
     "selector_lr": Option(float, 1e-3, "Adam learning rate of the selector (actor and critic)"),
     "selector_hidden": Option(int, 128, "hidden units of the actor, critic (and discriminator)"),
 }
+SELECTION_REPORT_OPTIONS: dict[str, Option] = {
+    "distance_sample": Option(int, 200, "after training, MMD of the selected and of the rejected source to the "
+                                        "target over this many examples of each (0: skip)"),
+}
 
 
 def cycle_batches(lengths: list[int], batch_size: int, seed: int, bucket: bool) -> Iterator[list[int]]:
@@ -179,8 +183,10 @@ class InstanceTransfer(Algorithm):
                 run.save_artifact(domain_model.target_model(), {})
         finally:
             log.close()
-        self.write_selection(run)
+        rows = self.selection_rows(run)
+        self.write_selection(run, rows)
         result = {f"dev_{key}": value for key, value in (best or {}).items()}
+        result.update(self.selection_distances(run, rows))
         if "test" in run.records:
             from etk_core.artifact import load_artifact
 
@@ -199,8 +205,32 @@ class InstanceTransfer(Algorithm):
         return evaluate_features(domain_model.target_model(), self.run_ctx.app, features,
                                  self.run_ctx.config["train"]["eval_batch_size"], self.device)
 
-    def write_selection(self, run: Any) -> None:
-        rows = self.selection_rows(run)
+    def selection_distances(self, run: Any, rows: list[dict[str, Any]]) -> dict[str, float]:
+        """MMD² of samples of the selected and of the rejected source to the target, in the final shared
+        representation (empty without a selection report or when one side has fewer than two examples)."""
+        from etk_instancetl.domain_distance import selection_mmd
+
+        size = int(self.opts.get("distance_sample", 0))
+        selected = [row["index"] for row in rows if row["selected"]]
+        rejected = [row["index"] for row in rows if not row["selected"]]
+        if size <= 0 or min(len(selected), len(rejected)) < 2:
+            return {}
+        rng = random.Random(run.config["seed"])
+        source, target = run.features("source"), run.features("target")
+
+        def sample(indices: list[int]) -> list[int]:
+            return sorted(rng.sample(indices, min(size, len(indices))))
+
+        def encode(features: list[dict[str, Any]]) -> Any:
+            return self.domain_model.representations(run.app, features, run.config["train"]["eval_batch_size"],
+                                                     self.device)
+
+        return selection_mmd(encode([target[i] for i in sample(list(range(len(target))))]),
+                             encode([source[i] for i in sample(selected)]),
+                             encode([source[i] for i in sample(rejected)]))
+
+    def write_selection(self, run: Any, rows: list[dict[str, Any]]) -> None:
+        """The selection report: one JSON line per source example, most probably selected first."""
         if not rows:
             return
         records = run.records["source"]

@@ -52,7 +52,8 @@ def data(tmp_path_factory):
             "dev": _write(folder / "dev.jsonl", _rows(rng, 200, TARGET_WORDS, flip=False))}
 
 
-def _train(data, out, algo: str, *extra: str):
+def _train(data, out, algo: str, *extra: str) -> tuple[list[dict], dict]:
+    """One `etk train` run on the synthetic data: its selection report rows and its final figures."""
     from etk_core.plugins import reset_plugin_manager
 
     reset_plugin_manager()
@@ -61,11 +62,12 @@ def _train(data, out, algo: str, *extra: str):
             "--data", f"dev={data['dev']}", "--set", "app.model=textcnn", "--set", "app.embedding_dim=32",
             "--set", "app.num_filters=32", "--set", "app.classic_dropout=0.1", "--set", "train.lr=2e-3",
             "--set", "train.batch_size=16", "--set", "train.max_length=32", "--set", "train.threads=1",
-            "--set", "train.eval_every=50", "--no-export", "--output", str(out), *extra]
+            "--set", "train.eval_every=50", "--no-export", "--json", "--output", str(out), *extra]
     result = run_cli(args)
     assert result.exit_code == 0, result.output
-    return [json.loads(line) for line in (out / "selection.jsonl").read_text().splitlines()] \
+    rows = [json.loads(line) for line in (out / "selection.jsonl").read_text().splitlines()] \
         if (out / "selection.jsonl").is_file() else []
+    return rows, json.loads(result.output.strip().splitlines()[-1])
 
 
 def _useful_share(rows, key: str) -> tuple[float, float]:
@@ -84,7 +86,7 @@ def test_rtl_selector_learns_from_the_delayed_reward(data, tmp_path):
     """rtl's mechanics with its own reward: every source example is seen, the selector is updated each episode
     and its keep probabilities move away from the initial 0.5. (Its margin on useful vs noise is not asserted:
     with the dev reward of the spec it does not show in runs of this length; see the plugin README.)"""
-    rows = _train(data, tmp_path / "rtl", "rtl", *SELECTOR)
+    rows, _ = _train(data, tmp_path / "rtl", "rtl", *SELECTOR)
     assert len(rows) == SOURCE_SIZE and all(r["seen"] >= 1 for r in rows)
     history = [json.loads(line) for line in (tmp_path / "rtl" / "metrics.jsonl").read_text().splitlines()]
     updates = [h for h in history if "actor_loss" in h]
@@ -110,13 +112,13 @@ def test_rtl_keeps_the_useful_half_when_its_dev_metric_rewards_it(data, tmp_path
     monkeypatch.setattr(Rtl, "select", counting_select)
     monkeypatch.setattr(Rtl, "reward_metric", lambda self: getattr(self, "oracle", 0.0))
     args = [a if a != "train.max_steps=800" else "train.max_steps=400" for a in SELECTOR]
-    rows = _train(data, tmp_path / "rtl", "rtl", *args)
+    rows, _ = _train(data, tmp_path / "rtl", "rtl", *args)
     useful, noise = _useful_share(rows, "probability")
     assert useful > noise + 0.2, (useful, noise)  # measured 0.64 vs 0.32
 
 
 def test_mgtl_keeps_more_useful_source_and_fools_its_discriminator(data, tmp_path):
-    rows = _train(data, tmp_path / "mgtl", "mgtl", *SELECTOR)
+    rows, figures = _train(data, tmp_path / "mgtl", "mgtl", *SELECTOR)
     useful, noise = _useful_share(rows, "probability")
     assert useful > noise + 0.4, (useful, noise)  # measured 0.78 vs 0.17 (0.55 vs 0.25 before standardising)
     final = json.loads((tmp_path / "mgtl" / "model" / "etk.json").read_text())
@@ -127,16 +129,18 @@ def test_mgtl_keeps_more_useful_source_and_fools_its_discriminator(data, tmp_pat
     # (moving towards chance; it does not reach 0.5 because the selection stays stochastic)
     late = sum(accuracy[-50:]) / 50
     assert late < 0.85 and late < max(accuracy[:400]) - 0.1, (max(accuracy[:400]), late)
+    assert figures["mmd_selected"] < figures["mmd_rejected"], figures  # the kept source is the target-like one
 
 
 def test_ruder_plank_selects_useful_source(data, tmp_path):
-    rows = _train(data, tmp_path / "rp", "ruder_plank", "--set", "train.max_steps=20", "--set", "algo.trials=12",
-                  "--set", "algo.select_size=100", "--set", "algo.topics=4")
+    rows, figures = _train(data, tmp_path / "rp", "ruder_plank", "--set", "train.max_steps=20",
+                           "--set", "algo.trials=12", "--set", "algo.select_size=100", "--set", "algo.topics=4")
     selected = [r for r in rows if r["selected"]]
     useful = sum(int(r["where"].split(":")[-1]) <= SOURCE_SIZE // 2 for r in selected)
     assert len(selected) == 100 and useful >= 70, useful
     history = [json.loads(line) for line in (tmp_path / "rp" / "metrics.jsonl").read_text().splitlines()]
     assert sum("trial" in h for h in history) == 12
+    assert figures["mmd_selected"] < figures["mmd_rejected"], figures
 
 
 @pytest.mark.parametrize("algo", ["tgt_only", "src_only", "mixed", "tl_base"])
