@@ -52,16 +52,16 @@ def table(results: dict[str, list[dict[str, float]]], args: argparse.Namespace) 
              f"algorithm), max length {args.max_length}, seeds {', '.join(map(str, args.seeds))}"
              + (f", `--set {' '.join(args.set)}`" if args.set else "") + f"; measured {time.strftime('%Y-%m-%d')} "
              f"on {args.where}.", "",
-             "| algorithm | test ACC | test AUC | dev ACC | source kept | minutes per run |",
-             "|---|---|---|---|---|---|"]
+             "| algorithm | test ACC | test AUC | dev ACC | source kept | MMD² selected / rejected | minutes per run |",
+             "|---|---|---|---|---|---|---|"]
     for algo, runs in results.items():
         kept = [r["source_kept"] for r in runs if "source_kept" in r]
-        lines.append(f"| {algo} | {cell([r['test_accuracy'] for r in runs])} | {cell([r['test_auc'] for r in runs])} "
-                     f"| {cell([r['dev_accuracy'] for r in runs])} | "
-                     f"{statistics.mean(kept):.2f} |" if kept else
-                     f"| {algo} | {cell([r['test_accuracy'] for r in runs])} | {cell([r['test_auc'] for r in runs])} "
-                     f"| {cell([r['dev_accuracy'] for r in runs])} | – |")
-        lines[-1] += f" {statistics.mean(r['seconds'] for r in runs) / 60:.1f} |"
+        mmd = [(r["mmd_selected"], r["mmd_rejected"]) for r in runs if "mmd_selected" in r]
+        lines.append(" | ".join([
+            f"| {algo}", cell([r["test_accuracy"] for r in runs]), cell([r["test_auc"] for r in runs]),
+            cell([r["dev_accuracy"] for r in runs]), f"{statistics.mean(kept):.2f}" if kept else "–",
+            f"{statistics.mean(m[0] for m in mmd):.4f} / {statistics.mean(m[1] for m in mmd):.4f}" if mmd else "–",
+            f"{statistics.mean(r['seconds'] for r in runs) / 60:.1f} |"]))
     return "\n".join(lines)
 
 
