@@ -1,6 +1,11 @@
 """How close the selected and the rejected source are to the target: the maximum mean discrepancy (MMD) between
 samples of their shared representations, with one Gaussian kernel for both comparisons so they can be read
-side by side (the spec's check: selected source is closer to the target than rejected source)."""
+side by side (the spec's check: selected source is closer to the target than rejected source).
+
+A task model's representation separates the labels, so a plain MMD mostly measures the label mix (a selector
+that keeps more positive pairs than the target has looks far from it however target-like each pair is).
+`selection_mmd` therefore compares like with like: the MMD within each label, averaged with the target's
+label shares."""
 
 from __future__ import annotations
 
@@ -36,7 +41,24 @@ def mmd2(x: np.ndarray, y: np.ndarray, bandwidth: float) -> float:
     return float(within_x + within_y - 2.0 * kxy.mean())
 
 
-def selection_mmd(target: np.ndarray, selected: np.ndarray, rejected: np.ndarray) -> dict[str, float]:
-    """MMD² of the selected and of the rejected source to the target, one kernel for both."""
+def within_label_mmd2(x: np.ndarray, x_labels: np.ndarray, target: np.ndarray, target_labels: np.ndarray,
+                      bandwidth: float) -> float:
+    """MMD² between x and the target within each label, averaged with the target's label shares (labels with
+    fewer than two examples on either side are left out and the shares renormalised)."""
+    terms, weights = [], []
+    for label in np.unique(target_labels):
+        xs, ts = x[x_labels == label], target[target_labels == label]
+        if len(xs) >= 2 and len(ts) >= 2:
+            terms.append(mmd2(xs, ts, bandwidth))
+            weights.append(len(ts))
+    if not terms:
+        raise ValueError("MMD within labels needs two examples of one label on each side")
+    return float(np.average(terms, weights=weights))
+
+
+def selection_mmd(target: np.ndarray, target_labels: np.ndarray, selected: np.ndarray, selected_labels: np.ndarray,
+                  rejected: np.ndarray, rejected_labels: np.ndarray) -> dict[str, float]:
+    """MMD² within labels of the selected and of the rejected source to the target, one kernel for all."""
     bandwidth = median_bandwidth(target, selected, rejected)
-    return {"mmd_selected": mmd2(selected, target, bandwidth), "mmd_rejected": mmd2(rejected, target, bandwidth)}
+    return {"mmd_selected": within_label_mmd2(selected, selected_labels, target, target_labels, bandwidth),
+            "mmd_rejected": within_label_mmd2(rejected, rejected_labels, target, target_labels, bandwidth)}

@@ -206,8 +206,8 @@ class InstanceTransfer(Algorithm):
                                  self.run_ctx.config["train"]["eval_batch_size"], self.device)
 
     def selection_distances(self, run: Any, rows: list[dict[str, Any]]) -> dict[str, float]:
-        """MMD² of samples of the selected and of the rejected source to the target, in the final shared
-        representation (empty without a selection report or when one side has fewer than two examples)."""
+        """MMD² (within labels) of samples of the selected and of the rejected source to the target, in the final
+        shared representation (empty without a selection report or with too few examples to compare)."""
         from etk_instancetl.domain_distance import selection_mmd
 
         size = int(self.opts.get("distance_sample", 0))
@@ -221,13 +221,18 @@ class InstanceTransfer(Algorithm):
         def sample(indices: list[int]) -> list[int]:
             return sorted(rng.sample(indices, min(size, len(indices))))
 
-        def encode(features: list[dict[str, Any]]) -> Any:
-            return self.domain_model.representations(run.app, features, run.config["train"]["eval_batch_size"],
-                                                     self.device)
+        def encode(features: list[dict[str, Any]]) -> tuple[Any, Any]:
+            import numpy as np
 
-        return selection_mmd(encode([target[i] for i in sample(list(range(len(target))))]),
-                             encode([source[i] for i in sample(selected)]),
-                             encode([source[i] for i in sample(rejected)]))
+            return (self.domain_model.representations(run.app, features, run.config["train"]["eval_batch_size"],
+                                                      self.device), np.array([f["label"] for f in features]))
+
+        try:
+            return selection_mmd(*encode([target[i] for i in sample(list(range(len(target))))]),
+                                 *encode([source[i] for i in sample(selected)]),
+                                 *encode([source[i] for i in sample(rejected)]))
+        except ValueError:  # too few examples of any one label on a side: nothing to compare
+            return {}
 
     def write_selection(self, run: Any, rows: list[dict[str, Any]]) -> None:
         """The selection report: one JSON line per source example, most probably selected first."""
