@@ -42,23 +42,24 @@ def mmd2(x: np.ndarray, y: np.ndarray, bandwidth: float) -> float:
 
 
 def within_label_mmd2(x: np.ndarray, x_labels: np.ndarray, target: np.ndarray, target_labels: np.ndarray,
-                      bandwidth: float) -> float:
+                      bandwidth: float) -> float | None:
     """MMD² between x and the target within each label, averaged with the target's label shares (labels with
-    fewer than two examples on either side are left out and the shares renormalised)."""
+    fewer than two examples on either side are left out and the shares renormalised); None if no label is
+    left to compare."""
     terms, weights = [], []
     for label in np.unique(target_labels):
         xs, ts = x[x_labels == label], target[target_labels == label]
         if len(xs) >= 2 and len(ts) >= 2:
             terms.append(mmd2(xs, ts, bandwidth))
             weights.append(len(ts))
-    if not terms:
-        raise ValueError("MMD within labels needs two examples of one label on each side")
-    return float(np.average(terms, weights=weights))
+    return float(np.average(terms, weights=weights)) if terms else None
 
 
 def selection_mmd(target: np.ndarray, target_labels: np.ndarray, selected: np.ndarray, selected_labels: np.ndarray,
                   rejected: np.ndarray, rejected_labels: np.ndarray) -> dict[str, float]:
-    """MMD² within labels of the selected and of the rejected source to the target, one kernel for all."""
+    """MMD² within labels of the selected and of the rejected source to the target, one kernel for all (empty
+    when either side has no label to compare)."""
     bandwidth = median_bandwidth(target, selected, rejected)
-    return {"mmd_selected": within_label_mmd2(selected, selected_labels, target, target_labels, bandwidth),
-            "mmd_rejected": within_label_mmd2(rejected, rejected_labels, target, target_labels, bandwidth)}
+    near = within_label_mmd2(selected, selected_labels, target, target_labels, bandwidth)
+    far = within_label_mmd2(rejected, rejected_labels, target, target_labels, bandwidth)
+    return {} if near is None or far is None else {"mmd_selected": near, "mmd_rejected": far}

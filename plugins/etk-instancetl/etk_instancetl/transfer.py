@@ -227,12 +227,9 @@ class InstanceTransfer(Algorithm):
             return (self.domain_model.representations(run.app, features, run.config["train"]["eval_batch_size"],
                                                       self.device), np.array([f["label"] for f in features]))
 
-        try:
-            return selection_mmd(*encode([target[i] for i in sample(list(range(len(target))))]),
-                                 *encode([source[i] for i in sample(selected)]),
-                                 *encode([source[i] for i in sample(rejected)]))
-        except ValueError:  # too few examples of any one label on a side: nothing to compare
-            return {}
+        return selection_mmd(*encode([target[i] for i in sample(list(range(len(target))))]),
+                             *encode([source[i] for i in sample(selected)]),
+                             *encode([source[i] for i in sample(rejected)]))
 
     def write_selection(self, run: Any, rows: list[dict[str, Any]]) -> None:
         """The selection report: one JSON line per source example, most probably selected first."""

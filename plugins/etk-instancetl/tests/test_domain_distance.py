@@ -43,6 +43,7 @@ def test_mmd_needs_two_examples_a_side():
         mmd2(np.zeros((1, 2)), np.zeros((5, 2)), 1.0)
 
 
-def test_within_label_mmd_needs_a_label_on_both_sides():
-    with pytest.raises(ValueError, match="two examples of one label"):
-        within_label_mmd2(np.zeros((4, 2)), np.zeros(4), np.zeros((4, 2)), np.ones(4), 1.0)
+def test_nothing_to_compare_without_a_shared_label():
+    assert within_label_mmd2(np.zeros((4, 2)), np.zeros(4), np.zeros((4, 2)), np.ones(4), 1.0) is None
+    assert selection_mmd(np.zeros((4, 2)), np.ones(4), np.zeros((4, 2)), np.zeros(4), np.zeros((4, 2)),
+                         np.ones(4)) == {}
