@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
     from etk_core.config import Option
     from etk_core.run import Run
+    from etk_core.training.loop import LoopResult
+    from etk_core.training.plan import Stage
 
 #: One example as a dict with canonical keys (`text`, `text_pair`, `label`, `domain`, ...) and `_where`,
 #: the "file:line" it came from, for error messages.
@@ -191,7 +193,10 @@ class Strategy(Component, ABC):
 
 
 class Algorithm(Component, ABC):
-    """A training procedure over an app, a backbone and data in named roles."""
+    """A training procedure over an app, a backbone and data in named roles, as one or more stages that the
+    core's training engine runs (`etk_core.training.Stage`: streams, a step, extra and frozen modules, hooks).
+    Its own state (selector statistics, a matrix, cached decisions) goes through `state_dict` and
+    `load_state_dict`, so checkpoints hold it and `--resume` restores it."""
 
     #: Data roles that must be given (`--data ROLE=...`).
     roles: ClassVar[tuple[str, ...]] = ("train",)
@@ -201,10 +206,45 @@ class Algorithm(Component, ABC):
     strategies: ClassVar[tuple[str, ...] | None] = None
     #: Whether `--resume` can continue an interrupted run.
     resumable: ClassVar[bool] = True
+    #: Apps the algorithm can train (None: any app whose model returns `logits` and `loss`, checked by
+    #: `check_app`).
+    apps: ClassVar[tuple[str, ...] | None] = None
+
+    @classmethod
+    def check_app(cls, app_cls: type[App], app_options: dict[str, Any]) -> None:
+        """Refuse, before anything is written, an app this algorithm cannot train (a ConfigError)."""
+        if cls.apps is not None and app_cls.name not in cls.apps:
+            from etk_core.errors import ConfigError
+
+            raise ConfigError(f"algorithm {cls.name!r} trains --app {' or '.join(cls.apps)}, not {app_cls.name!r}")
+
+    def stages(self, run: Run) -> list[str]:
+        """Names of the stages, in order (one `train` stage by default)."""
+        return ["train"]
 
     @abstractmethod
+    def stage(self, run: Run, name: str) -> Stage:
+        """The plan of one stage; built when the stage starts (earlier stages' results are on disk by then)."""
+
+    def summary(self, run: Run, results: dict[str, LoopResult]) -> dict[str, float]:
+        """The final figures of the run from its stages' results (default: the last stage's best dev metrics,
+        test metrics of the artifact, steps, samples/s, peak memory)."""
+        from etk_core.training.summary import default_summary
+
+        return default_summary(run, results)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The algorithm's own state for checkpoints: tensors and plain values (JSON-like) only."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned (on `--resume`)."""
+
     def run(self, run: Run) -> dict[str, float]:
-        """Train; return the final metrics. The best model is saved through `run.save_artifact`."""
+        """Train every stage through the core's engine; return the final figures."""
+        from etk_core.training.stages import train_stages
+
+        return self.summary(run, train_stages(run, self))
 
 
 class Exporter(Component, ABC):

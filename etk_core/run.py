@@ -35,14 +35,33 @@ class Run:
     strategy: Strategy
     records: dict[str, list[Record]]
     resume: bool = False
-    progress: Any = None
+    reporter: Any = None  # an `etk_core.training.reporter.Reporter` (None: silent)
     _features: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    _engine: Any = None
+    _best: Any = None
 
     def features(self, role: str) -> list[dict[str, Any]]:
         """Encoded features of a data role (cached)."""
         if role not in self._features:
             self._features[role] = self.app.encode_all(self.records[role])
         return self._features[role]
+
+    def groups(self, role: str, key: str = "domain") -> list[Any] | None:
+        """One `key` value (e.g. the domain) per feature of a role, where every record has one and the app
+        makes one feature per record; else None."""
+        records = self.records[role]
+        if not records or any(record.get(key) in (None, "") for record in records):
+            return None
+        features = self.features(role)
+        if len(features) != len(records) or any("owner" in feature for feature in features):
+            return None
+        return [record[key] for record in records]
+
+    def engine(self) -> Any:
+        """This process's `TrainEngine` (one per run, from the strategy)."""
+        if self._engine is None:
+            self._engine = self.strategy.engine()
+        return self._engine
 
     def build_model(self) -> Any:
         """The app's task model around the backbone's encoder."""
@@ -54,15 +73,27 @@ class Run:
         model = self.app.build_model(self.encoder)
         return model.double() if self.config["train"]["precision"] == "fp64" else model
 
-    def fit(self, model: Any, train: str = "train", dev: str | None = "dev", save_best: bool = True) -> Any:
-        """Train `model` with the core loop on role `train`, selecting by role `dev`; returns a LoopResult."""
-        from etk_core.training.loop import TrainingLoop
+    def stream(self, role: str, batch_size: int | None = None, **options: Any) -> Any:
+        """A training stream over a data role's features (batch size and bucketing from `train`)."""
+        from etk_core.training.plan import Stream
 
+        return Stream(self.features(role), batch_size or self.config["train"]["batch_size"],
+                      bucket=self.config["train"]["bucket"], **options)
+
+    def dev(self, role: str = "dev") -> list[dict[str, Any]] | None:
+        """Features of the dev role, if it was given."""
+        return self.features(role) if role in self.records else None
+
+    def fit(self, model: Any, train: str = "train", dev: str | None = "dev", save_best: bool = True) -> Any:
+        """Train `model` on role `train` with the engine's loop, selecting by role `dev`; returns a LoopResult
+        (one stage of plain supervised training; algorithms declare their stages instead)."""
+        from etk_core.training.loop import TrainingLoop
+        from etk_core.training.plan import Stage
+
+        stage = Stage(model=model, streams={train: self.stream(train)}, dev=self.dev(dev) if dev else None)
         on_best = (lambda best_model, metrics: self.save_artifact(best_model, metrics)) if save_best else None
-        loop = TrainingLoop(model=model, app=self.app, train=self.features(train),
-                            dev=self.features(dev) if dev and dev in self.records else None,
-                            config=self.config, engine=self.strategy.engine(), run_dir=self.dir,
-                            on_best=on_best, progress=self.progress, resume=self.resume)
+        loop = TrainingLoop(stage=stage, app=self.app, config=self.config, engine=self.engine(), run_dir=self.dir,
+                            on_best=on_best, reporter=self.reporter)
         result = loop.fit()
         self.strategy.barrier()  # the main process has written the artifact before anyone reads it
         return result
@@ -73,12 +104,23 @@ class Run:
 
         return evaluate_features(model, self.app, self.features(role), self.config["train"]["eval_batch_size"])
 
-    def save_artifact(self, model: Any, metrics: dict[str, float]) -> Path:
-        """Write (or replace) the model artifact of this run."""
+    def save_artifact(self, model: Any, metrics: dict[str, float], folder: str | None = None) -> Path:
+        """Write (or replace) a model artifact of this run (default: the run's `model/`)."""
         from etk_core.artifact import ARTIFACT_DIR, save_artifact
 
-        return save_artifact(self.dir / ARTIFACT_DIR, model=model, app=self.app, tokenizer=self.tokenizer,
-                             encoder_config=self.encoder.config, config=self.config, metrics=metrics)
+        if folder in (None, ARTIFACT_DIR):
+            self._best = None
+        return save_artifact(self.dir / (folder or ARTIFACT_DIR), model=model, app=self.app,
+                             tokenizer=self.tokenizer, encoder_config=self.encoder.config, config=self.config,
+                             metrics=metrics)
+
+    def best_artifact(self) -> Any:
+        """The run's model artifact as loaded from disk, read once (test metrics and export share it)."""
+        from etk_core.artifact import load_artifact
+
+        if self._best is None:
+            self._best = load_artifact(self.dir)
+        return self._best
 
 
 def check_run(config: dict[str, Any], resume: bool = False) -> tuple[Any, Any, Any]:

@@ -21,7 +21,9 @@ def _run(tmp_path, *sets):
 
 
 def _log(run):
-    return [json.loads(line) for line in (run.dir / "metrics.jsonl").read_text().splitlines()]
+    """The evaluation rows of the run's metrics.jsonl."""
+    rows = [json.loads(line) for line in (run.dir / "metrics.jsonl").read_text().splitlines()]
+    return [row for row in rows if row["kind"] == "eval"]
 
 
 def test_eval_every_n_steps_and_max_steps(tmp_path):

@@ -11,6 +11,8 @@ import time
 
 from safetensors.torch import load_file
 
+from etk_core.testing import metrics_log
+
 ARGS = ["train", "--app", "text_classify", "--algo", "finetune", "--model", "bert-tiny",
         "--data", "train=synthetic_sentiment:train", "--data", "dev=synthetic_sentiment:dev",
         "--set", "train.epochs=2", "--set", "train.batch_size=8", "--set", "train.lr=1e-3",
@@ -55,8 +57,8 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     first, second = json.loads(out.decode().splitlines()[-1]), json.loads(out2.decode().splitlines()[-1])
     assert second["dev_accuracy"] == first["dev_accuracy"]
     assert second["steps"] == first["steps"]
-    log_full = [json.loads(line) for line in (full / "metrics.jsonl").read_text().splitlines()]
-    log_killed = [json.loads(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    log_full = metrics_log(full)
+    log_killed = metrics_log(killed)
     assert [r["step"] for r in log_killed] == [r["step"] for r in log_full]
     assert [r["accuracy"] for r in log_killed] == [r["accuracy"] for r in log_full]
     weights_full = load_file(str(full / "model" / "model.safetensors"))

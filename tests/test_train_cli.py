@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from etk_core.testing import run_cli
+from etk_core.testing import metrics_log, run_cli
 
 TINY = ["--app", "text_classify", "--algo", "finetune", "--model", "bert-tiny",
         "--data", "train=synthetic_sentiment:train", "--data", "dev=synthetic_sentiment:dev",
@@ -30,7 +30,7 @@ def test_run_folder_layout(trained):
     assert (out / "config.yaml").is_file()
     assert (out / "model" / "etk.json").is_file() and (out / "model" / "model.safetensors").is_file()
     assert (out / "checkpoints" / "LATEST").is_file()
-    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    lines = metrics_log(out)
     assert [line["epoch"] for line in lines] == [1, 2, 3]
     assert lines[-1]["train_loss"] < lines[0]["train_loss"]
     assert metrics["dev_accuracy"] > 0.75, metrics

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
 import click
 
 from etk_core.cli.options import echo_json, parse_data
@@ -36,79 +40,51 @@ def train(app: str | None, algo: str | None, model: str | None, data: tuple[str,
           as_json: bool) -> None:
     """Train a model; writes a run folder with metrics, checkpoints and the model artifact."""
     from etk_core import config as config_mod
-    from etk_core.errors import ConfigError
-    from etk_core.launch import Nodes, is_worker, launch_workers
-    from etk_core.run import check_run, prepare, start
+    from etk_core.api import execute
+    from etk_core.launch import Nodes
 
     flags = {"app.name": app, "algo.name": algo, "model.name": model, "strategy.name": strategy,
              "output": output, "data.sources": parse_data(data) or None,
              "export": False if no_export else None, "strategy.nproc": nproc}
     config = config_mod.resolve(config_file, flags, sets)
-    if resume and not config["output"]:  # (workers get it in their config file)
-        raise ConfigError("--resume needs --output RUN_FOLDER (the run to continue)")
-    if not is_worker():
-        _, _, strategy_cls = check_run(config, resume)
-        strategy_obj = strategy_cls(config["strategy"], config["train"])
-        nodes = Nodes(nnodes, node_rank, master_addr, master_port)
-        if nnodes > 1 and "nproc" not in strategy_cls.options:
-            raise ConfigError(f"--nnodes needs a multi-process strategy (ddp, megatron), not {strategy_cls.name!r}")
-        if strategy_obj.processes() * nnodes > 1:
-            verbose = bool((click.get_current_context().obj or {}).get("verbose"))
-            code = launch_workers(config, strategy_obj.processes(), [*(["--resume"] if resume else []),
-                                                                    *(["--json"] if as_json else [])], verbose, nodes)
-            raise SystemExit(code)
-    run = prepare(config, resume=resume)
-    if run.strategy.is_main_process():
-        start(run)
-    run.strategy.barrier()
-    if not run.strategy.is_main_process():
-        _run_quietly(run)
+    verbose = bool((click.get_current_context().obj or {}).get("verbose"))
+    with _progress() as reporter:
+        result = execute(config, resume=resume, reporter=reporter,
+                         nodes=Nodes(nnodes, node_rank, master_addr, master_port), verbose=verbose)
+    if not result.metrics:  # a worker other than the main one, or another node: the main process reports
         return
-    metrics = _run_with_progress(run)
-    if config["export"]:
-        from etk_core.artifact import ARTIFACT_DIR
-        from etk_core.export.onnx_export import export_onnx
-
-        if (run.dir / ARTIFACT_DIR).is_dir():
-            metrics["onnx_max_abs_diff"] = export_onnx(run.dir / ARTIFACT_DIR)["max_abs_diff"]
     if as_json:
-        echo_json({"run": str(run.dir), **metrics})
+        echo_json({"run": str(result.run_dir), **result.metrics})
     else:
-        _print_summary(run, metrics)
+        _print_summary(result)
 
 
-def _run_with_progress(run) -> dict[str, float]:  # noqa: ANN001
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+@contextlib.contextmanager
+def _progress() -> Iterator[Any]:
+    """A rich progress bar on stderr, as a training reporter."""
+    from etk_core.training.reporter import RichReporter
 
-    from etk_core.console import stderr_console
-
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:.1f} samples/s"),
-               TimeRemainingColumn())
-    with Progress(*columns, console=stderr_console(), transient=False) as progress:
-        run.progress = progress
-        return run.algorithm.run(run)
-
-
-def _run_quietly(run) -> None:  # noqa: ANN001
-    """A worker other than the main one: train, print nothing (the main process reports)."""
-    run.progress = None
-    run.algorithm.run(run)
+    reporter = RichReporter()
+    try:
+        yield reporter
+    finally:
+        reporter.close()
 
 
-def _print_summary(run, metrics: dict[str, float]) -> None:  # noqa: ANN001
+def _print_summary(result: Any) -> None:
     from rich.table import Table
 
     from etk_core.console import stdout_console
 
-    table = Table(title=f"run {run.dir}", show_header=True)
+    table = Table(title=f"run {result.run_dir}", show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key, value in metrics.items():
+    for key, value in result.metrics.items():
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     console = stdout_console()
     console.print(table)
-    console.print(f"model artifact: {run.dir / 'model'}")
+    if result.artifact is not None:
+        console.print(f"model artifact: {result.artifact}")
 
 
 COMMANDS = [train]

@@ -139,8 +139,10 @@ def _session_outputs(path: Path, batch: dict[str, Any]) -> dict[str, Any]:
     return runner.run(batch)
 
 
-def export_onnx(path: str | Path, quantize: str | None = None, optimize: bool = True) -> dict[str, Any]:
-    """Export the artifact at `path`; check ONNX Runtime against PyTorch; return the export record."""
+def export_onnx(path: str | Path, quantize: str | None = None, optimize: bool = True,
+                loaded: Any = None) -> dict[str, Any]:
+    """Export the artifact at `path` (`loaded`: it, already loaded); check ONNX Runtime against PyTorch;
+    return the export record."""
     import warnings
 
     root = logging.getLogger()
@@ -149,12 +151,12 @@ def export_onnx(path: str | Path, quantize: str | None = None, optimize: bool = 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _export_onnx(path, quantize, optimize)
+            return _export_onnx(path, quantize, optimize, loaded)
     finally:
         root.setLevel(level)
 
 
-def _export_onnx(path: str | Path, quantize: str | None, optimize: bool) -> dict[str, Any]:
+def _export_onnx(path: str | Path, quantize: str | None, optimize: bool, loaded: Any) -> dict[str, Any]:
     import numpy as np
     import onnxruntime
     import torch
@@ -163,7 +165,7 @@ def _export_onnx(path: str | Path, quantize: str | None, optimize: bool) -> dict
 
     if quantize not in (None, "int8"):
         raise EtkError(f"unknown quantisation {quantize!r}; the only one is int8 (--quantize int8)")
-    loaded = load_artifact(path)
+    loaded = loaded or load_artifact(path)
     model, app, folder = loaded.model, loaded.app, loaded.path
     _, batch = _sample_batch(app)
     static = static_length(model, app)
@@ -214,5 +216,7 @@ class OnnxExporter(Exporter):
                "optimize": Option(bool, True, "fuse attention and layer norms (BERT-like encoders)")}
 
     def export(self, artifact: Path, options: dict[str, Any]) -> Path:
-        export_onnx(artifact, quantize=options.get("quantize"), optimize=options.get("optimize", True))
+        # `loaded`: the artifact already in memory (training's export does not read it from disk again)
+        export_onnx(artifact, quantize=options.get("quantize"), optimize=options.get("optimize", True),
+                    loaded=options.get("loaded"))
         return Path(artifact)

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from etk_core.errors import ConfigError
 from etk_core.megatron import backend
 from etk_core.megatron.parallel_bert import build_stage, local_full_state
 from etk_core.training.checkpoint import load_checkpoint, save_checkpoint
@@ -28,6 +29,8 @@ def microbatch_count(batch_size: int, wanted: int) -> int:
 class MegatronEngine(TrainEngine):
     """One rank of a TP x PP x DP run (megatron-core on gloo or nccl)."""
 
+    custom_steps = False  # the pipeline schedule runs the app model's own loss over microbatches
+
     def __init__(self, tp: int, pp: int, microbatches: int, precision: str, cuda: bool) -> None:
         backend.initialize(tp, pp)
         self.topo = backend.topology()
@@ -42,7 +45,7 @@ class MegatronEngine(TrainEngine):
         self._zero_first = True
 
     # -- set-up ---------------------------------------------------------------------------------------
-    def prepare(self, model: Any, make_optimizer: Callable[[Any], Any]) -> Any:
+    def prepare(self, model: Any, make_optimizer: Callable[[Any], Any], custom_step: bool = False) -> Any:
         self.stage = build_stage(model, self.topo).to(self._device)
         self.full = model.to(self._device) if self.is_main_process else None
         self.ddp = backend.wrap_data_parallel(self.stage, self.stage.config)
@@ -66,7 +69,11 @@ class MegatronEngine(TrainEngine):
         return contextlib.nullcontext()
 
     # -- a step ---------------------------------------------------------------------------------------
-    def forward_backward(self, batch: dict[str, Any], scale: float, sync: bool) -> float:
+    def forward_backward(self, batch: dict[str, Any] | None, scale: float, sync: bool,
+                         step: Any = None) -> dict[str, float]:
+        if step is not None:
+            raise ConfigError("--strategy megatron runs the app model's own loss only; this algorithm's step "
+                              "needs --strategy single or ddp")
         if self._zero_first:  # first micro-step after an optimiser step: clear megatron's gradient buffers
             self.ddp.zero_grad_buffer()
             self._used.clear()
@@ -97,7 +104,7 @@ class MegatronEngine(TrainEngine):
         if self.data_world > 1:  # reported: the loss of the whole (all replicas') batch
             dist.all_reduce(loss, group=self.topo["dp_group"])
             loss /= self.data_world
-        return float(loss)
+        return {"loss": float(loss)}
 
     def finish_gradients(self) -> None:
         backend.finish_gradients(self.ddp)
@@ -142,13 +149,14 @@ class MegatronEngine(TrainEngine):
         self.full.load_state_dict(merged, strict=True)
         return self.full
 
-    def save_checkpoint(self, folder: Path, optimizer: Any, scheduler: Any, state: dict[str, Any]) -> None:
+    def save_checkpoint(self, folder: Path, optimizer: Any, scheduler: Any, state: dict[str, Any],
+                        **extras: Any) -> None:
         # every rank writes its own shard of the weights and of the optimiser state
         save_checkpoint(folder, self.stage, optimizer, scheduler, state, shard=f"rank{dist.get_rank()}",
-                        main=self.is_main_process, barrier=self.barrier)
+                        main=self.is_main_process, barrier=self.barrier, **extras)
 
-    def load_checkpoint(self, path: Path, optimizer: Any, scheduler: Any) -> dict[str, Any]:
-        return load_checkpoint(path, self.stage, optimizer, scheduler, shard=f"rank{dist.get_rank()}")
+    def load_checkpoint(self, path: Path, optimizer: Any, scheduler: Any, **extras: Any) -> dict[str, Any]:
+        return load_checkpoint(path, self.stage, optimizer, scheduler, shard=f"rank{dist.get_rank()}", **extras)
 
     def share(self, value: Any) -> Any:
         box = [value]

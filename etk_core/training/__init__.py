@@ -1,1 +1,7 @@
-"""The core training loop and what it needs: batching, checkpoints, evaluation."""
+"""The training engine: what algorithms declare (`Stage`, `Stream`, `Trainable`, `StepContext`,
+`StreamBatch`) and what runs it (the loop, batching, checkpoints, evaluation). Plugins import the
+declarations from here."""
+
+from etk_core.training.plan import Stage, StepContext, Stream, StreamBatch, Trainable
+
+__all__ = ["Stage", "StepContext", "Stream", "StreamBatch", "Trainable"]

@@ -12,7 +12,7 @@ import pytest
 from etk_apps.mrc.scores import squad_scores
 from etk_apps.mrc.toydata import item_dialogues, typed_squad
 
-from etk_core.testing import needs_packaged_minilm, run_cli
+from etk_core.testing import metrics_log, needs_packaged_minilm, run_cli
 
 pytestmark = needs_packaged_minilm()
 
@@ -49,7 +49,7 @@ def train(data: dict[str, Path], output: Path, train: str, dev: str, *sets: str)
                       "--data", f"dev={data[dev]}", "--set", "train.batch_size=16", "--set", "train.lr=1e-3",
                       "--set", "train.threads=1", *sets, "--output", str(output)])
     assert result.exit_code == 0, result.output
-    return [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    return metrics_log(output)
 
 
 def predict(run: Path, source: Path, output: Path, backend: str) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from etk_core.testing import needs_packaged_minilm, run_cli
+from etk_core.testing import metrics_log, needs_packaged_minilm, run_cli
 
 pytestmark = needs_packaged_minilm()
 
@@ -76,7 +76,7 @@ def train(data: dict[str, Path], model: str, output: Path, epochs: int = 3):
                       "--set", f"train.epochs={epochs}", "--set", "train.batch_size=16", "--set", "train.lr=5e-3",
                       "--set", "train.max_length=32", "--set", "train.threads=1", "--output", str(output)])
     assert result.exit_code == 0, result.output
-    return [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    return metrics_log(output)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_model_learns_entities(data, tmp_path, model):
 
 
 def test_bilstm_crf_learns_entities(bilstm_run):
-    _check_learned([json.loads(line) for line in (bilstm_run / "metrics.jsonl").read_text().splitlines()])
+    _check_learned(metrics_log(bilstm_run))
 
 
 def _check_learned(history: list[dict]) -> None:
@@ -142,5 +142,5 @@ def test_predict_and_evaluate_commands(bilstm_run, data, tmp_path):
     assert found and any(name in found for name in PERSON_FIRST + COMPANIES)
     result = run_cli(["evaluate", str(bilstm_run), "--data", f"dev={data['dev']}", "--json"])
     assert result.exit_code == 0, result.output
-    best = max(json.loads(line)["f1"] for line in (bilstm_run / "metrics.jsonl").read_text().splitlines())
+    best = max(row["f1"] for row in metrics_log(bilstm_run))
     assert json.loads(result.stdout)["f1"] == pytest.approx(best)

@@ -14,7 +14,7 @@ import json
 import numpy as np
 import pytest
 
-from etk_core.testing import needs_packaged_minilm, run_cli
+from etk_core.testing import metrics_log, needs_packaged_minilm, run_cli
 
 pytestmark = needs_packaged_minilm()
 
@@ -62,7 +62,7 @@ def trained(tmp_path_factory):
 @pytest.mark.parametrize("case", list(CASES))
 def test_trains_loss_falls_and_beats_chance(trained, case):
     run_dir = trained(case)
-    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    history = metrics_log(run_dir)
     assert len(history) == 2
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     meta = json.loads((run_dir / "model" / "etk.json").read_text())

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from etk_core.testing import AppContract, needs_packaged_minilm, run_cli, train_run
+from etk_core.testing import AppContract, metrics_log, needs_packaged_minilm, run_cli, train_run
 
 pytestmark = needs_packaged_minilm()
 
@@ -25,7 +25,7 @@ def run_dir(tmp_path_factory):
 
 
 def test_textcnn_loss_falls_and_beats_chance(run_dir):
-    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    history = metrics_log(run_dir)
     assert len(history) == 2 and history[1]["train_loss"] < history[0]["train_loss"]
     meta = json.loads((run_dir / "model" / "etk.json").read_text())
     assert meta["metrics"]["accuracy"] > 0.65, meta["metrics"]

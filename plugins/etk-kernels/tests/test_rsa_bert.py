@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from etk_core.testing import needs_packaged_minilm, run_cli, train_run
+from etk_core.testing import metrics_log, needs_packaged_minilm, run_cli, train_run
 
 pytestmark = needs_packaged_minilm()
 
@@ -46,7 +46,7 @@ def run_dir(tmp_path_factory):
 
 
 def test_rsa_bert_trains_and_exports_at_a_fixed_length(run_dir):
-    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    history = metrics_log(run_dir)
     assert history[-1]["train_loss"] < history[0]["train_loss"], history
     meta = json.loads((run_dir / "model" / "etk.json").read_text())
     assert meta["metrics"]["accuracy"] > 0.6, meta["metrics"]
