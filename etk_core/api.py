@@ -140,7 +140,7 @@ def train_here(config: dict[str, Any], resume: bool = False, reporter: Any = Non
         start(run)
     run.strategy.barrier()
     run.reporter = reporter if main else None
-    metrics = run.algorithm.run(run)
+    metrics = run_algorithm(run)
     artifact = run.dir / "model"
     if main and config["export"] and artifact.is_dir():
         metrics.update(export_artifact(run, artifact))
@@ -148,6 +148,16 @@ def train_here(config: dict[str, Any], resume: bool = False, reporter: Any = Non
         return RunResult({}, run.dir, None, run.config)
     atomic_write_text(run.dir / SUMMARY_FILE, json.dumps(metrics, indent=1))
     return RunResult(metrics, run.dir, artifact if artifact.is_dir() else None, run.config)
+
+
+def run_algorithm(run: Any) -> dict[str, Any]:
+    """Train every stage of the run's algorithm through the engine; its summary (or the core's default)."""
+    from etk_core.training.stages import train_stages
+    from etk_core.training.summary import default_summary
+
+    results = train_stages(run, run.algorithm)
+    summary = run.algorithm.summary(run, results)
+    return summary if summary is not None else default_summary(run, results)
 
 
 def export_artifact(run: Any, artifact: Path, exporter: str = "onnx") -> dict[str, float]:

@@ -5,27 +5,12 @@ from __future__ import annotations
 import copy
 import difflib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from etk_core.errors import ConfigError
-
-_NONE = type(None)
-
-
-@dataclass(frozen=True)
-class Option:
-    """One configuration key: its type(s), default and a one-line help."""
-
-    type: type | tuple[type, ...]
-    default: Any
-    help: str = ""
-
-    @property
-    def types(self) -> tuple[type, ...]:
-        return self.type if isinstance(self.type, tuple) else (self.type,)
-
+from etk_core.options import NONE as _NONE
+from etk_core.options import Option
 
 #: Sections whose extra keys come from the chosen component's `options`.
 COMPONENT_SECTIONS = {"app": "apps", "algo": "algorithms", "model": "models", "strategy": "strategies"}
@@ -63,6 +48,8 @@ CORE_SCHEMA: dict[str, Any] = {
         "max_length": Option(int, 128, "maximum tokens per example"),
         "eval_every": Option(int, 0, "evaluate every N steps (0: once per epoch)"),
         "checkpoint_every": Option(int, 0, "checkpoint every N steps (0: at each evaluation)"),
+        "log_every": Option(int, 10, "write a training row (losses, learning rates, samples/s) to metrics.jsonl "
+                                     "every N steps (0: only at steps whose algorithm reports figures)"),
         "early_stopping": Option(int, 0, "stop after N evaluations without improvement (0: off)"),
         "precision": Option(str, "fp32", "fp32, bf16 or fp16 (fp16 needs CUDA); fp64 for numerical checks"),
         "bucket": Option(bool, True, "length-bucketed batches with dynamic padding"),
@@ -139,40 +126,10 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 def _coerce(key: str, value: Any, option: Option) -> Any:
     """Check (and for strings from the command line, convert) a value to the option's type."""
-    types = option.types
-    if isinstance(value, str) and str not in types:
-        text = value.strip()
-        if _NONE in types and text.lower() in ("null", "none", "~", ""):
-            return None
-        for kind in types:
-            try:
-                if kind is bool:
-                    lowered = text.lower()
-                    if lowered in ("true", "yes", "1", "on"):
-                        return True
-                    if lowered in ("false", "no", "0", "off"):
-                        return False
-                    continue
-                if kind is int:
-                    return int(text)
-                if kind is float:
-                    return float(text)
-                if kind in (dict, list):
-                    parsed = json.loads(text)
-                    if isinstance(parsed, kind):
-                        return parsed
-            except ValueError:
-                continue
-    elif isinstance(value, str) and value.strip().lower() in ("null", "none") and _NONE in types:
-        return None
-    if isinstance(value, bool) and bool not in types:
-        pass  # bool is an int subclass; do not accept it silently
-    elif isinstance(value, types):
-        return value
-    elif isinstance(value, int) and float in types:
-        return float(value)
-    names = " or ".join("null" if t is _NONE else t.__name__ for t in types)
-    raise ConfigError(f"config key {key!r}: expected {names}, got {value!r}")
+    try:
+        return option.coerce(value)
+    except ValueError as exc:
+        raise ConfigError(f"config key {key!r}: {exc}") from None
 
 
 def validate(raw: dict[str, Any], schema: dict[str, Any], prefix: str = "") -> dict[str, Any]:

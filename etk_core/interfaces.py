@@ -226,12 +226,11 @@ class Algorithm(Component, ABC):
     def stage(self, run: Run, name: str) -> Stage:
         """The plan of one stage; built when the stage starts (earlier stages' results are on disk by then)."""
 
-    def summary(self, run: Run, results: dict[str, LoopResult]) -> dict[str, float]:
-        """The final figures of the run from its stages' results (default: the last stage's best dev metrics,
-        test metrics of the artifact, steps, samples/s, peak memory)."""
-        from etk_core.training.summary import default_summary
-
-        return default_summary(run, results)
+    def summary(self, run: Run, results: dict[str, LoopResult]) -> dict[str, float] | None:
+        """The final figures of the run from its stages' results; None: the core's default (the last stage's
+        best dev metrics as `dev_*`, the artifact's `test_*` metrics, steps, samples/s, peak memory; see
+        `etk_core.training.default_summary`, which an algorithm's own summary can extend)."""
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         """The algorithm's own state for checkpoints: tensors and plain values (JSON-like) only."""
@@ -239,12 +238,6 @@ class Algorithm(Component, ABC):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` returned (on `--resume`)."""
-
-    def run(self, run: Run) -> dict[str, float]:
-        """Train every stage through the core's engine; return the final figures."""
-        from etk_core.training.stages import train_stages
-
-        return self.summary(run, train_stages(run, self))
 
 
 class Exporter(Component, ABC):

@@ -59,7 +59,7 @@ def launch_workers(config: dict[str, Any], processes: int, extra_args: list[str]
     """Run this node's `processes` workers of the run described by `config`; return the exit code
     (`verbose`: workers show tracebacks)."""
     from etk_core import config as config_mod
-    from etk_core.testing import free_port
+    from etk_core.net import free_port
 
     nodes = nodes or Nodes()
     nodes.check()

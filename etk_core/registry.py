@@ -1,15 +1,16 @@
-"""Typed registries of components collected through the registration hooks."""
+"""Typed registries of components: data the plugin host (`etk_core.plugins`) fills through the registration
+hooks. This module imports nothing from the host; the host installs the function that builds a registry."""
 
 from __future__ import annotations
 
 import difflib
-import logging
+import importlib.metadata
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from etk_core.errors import DuplicateComponentError, UnknownComponentError
-
-logger = logging.getLogger("etk.registry")
+from etk_core.errors import UnknownComponentError
 
 #: kind -> hook that registers it
 KINDS: dict[str, str] = {
@@ -63,71 +64,86 @@ def normalise_kind(kind: str) -> str:
     return kind
 
 
-class Registry:
-    """All components of one kind, keyed by name."""
+@dataclass(frozen=True)
+class Unavailable:
+    """Why an installed distribution's plugin registers nothing: `reason` and `fix` end one line."""
 
-    def __init__(self, kind: str, components: dict[str, Component]) -> None:
+    plugin: str
+    reason: str
+    fix: str
+
+
+def canonical_distribution(name: str) -> str:
+    """A distribution name as packaging compares it (`Etk_Apps` and `etk-apps` are one)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def is_installed(distribution: str) -> bool:
+    """Whether the distribution `distribution` is installed in this environment."""
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def singular(kind: str) -> str:
+    """`algorithms` -> `algorithm`, `strategies` -> `strategy`."""
+    return "strategy" if kind == "strategies" else kind.rstrip("s")
+
+
+class Registry:
+    """All components of one kind, keyed by name; `unavailable` (by distribution) explains missing ones."""
+
+    def __init__(self, kind: str, components: dict[str, Component],
+                 unavailable: Mapping[str, Unavailable] | None = None) -> None:
         self.kind = kind
         self.components = components
+        self.unavailable = {canonical_distribution(dist): why for dist, why in (unavailable or {}).items()}
 
     def names(self) -> list[str]:
         return sorted(self.components)
 
     def get(self, name: str) -> type[Any]:
-        """The component class called `name`, or an error listing what is installed."""
+        """The component class called `name`, or an error saying why it is missing and what is installed."""
         if name in self.components:
             return self.components[name].cls
-        singular = self.kind.rstrip("s") if self.kind != "strategies" else "strategy"
-        installed = ", ".join(self.names()) or "none"
+        raise UnknownComponentError(self.missing(name))
+
+    def missing(self, name: str) -> str:
+        """The one-line message for a name nothing registers here."""
+        what = f"{singular(self.kind)} {name!r}"
         package = FIRST_PARTY.get(self.kind, {}).get(name)
-        if package:
-            message = (f"{singular} {name!r} is provided by {package}, which is not installed; "
-                       f"run: pip install {package}")
-        else:
-            close = difflib.get_close_matches(name, self.names(), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            message = f"unknown {singular} {name!r}{hint}; installed: {installed}"
-        raise UnknownComponentError(message)
+        why = self.unavailable.get(canonical_distribution(package)) if package else None
+        if why:
+            return f"{what} is provided by plugin {why.plugin!r} ({package}), which {why.reason}; {why.fix}"
+        if package and not is_installed(package):
+            return f"{what} is provided by {package}, which is not installed; run: pip install {package}"
+        close = difflib.get_close_matches(name, self.names(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown {what}{hint}; installed: {', '.join(self.names()) or 'none'}"
 
 
-def _collect(kind: str) -> Registry:
-    from etk_core.plugins import get_plugin_manager
-
-    manager = get_plugin_manager()
-    hook_caller = getattr(manager.hook, KINDS[kind])
-    components: dict[str, Component] = {}
-    # Built-ins first, then plugins in registration order, so duplicate errors read naturally.
-    for impl in reversed(hook_caller.get_hookimpls()):
-        plugin_name = impl.plugin_name
-        try:
-            classes = impl.function() or []
-        except Exception as exc:  # a broken hook is reported, the rest still works
-            logger.warning("plugin %r failed in %s and is skipped: %s: %s",
-                           plugin_name, KINDS[kind], type(exc).__name__, exc)
-            continue
-        for cls in classes:
-            name = getattr(cls, "name", None)
-            if not name:
-                logger.warning("plugin %r registered %r without a `name`; skipped", plugin_name, cls)
-                continue
-            if name in components:
-                first = components[name].plugin
-                message = (f"{kind[:-1] if kind != 'strategies' else 'strategy'} {name!r} is registered by "
-                           f"both {first!r} and {plugin_name!r}; uninstall one or disable it with "
-                           f"ETK_DISABLE_PLUGINS")
-                raise DuplicateComponentError(message)
-            components[name] = Component(name, cls, plugin_name)
-    return Registry(kind, components)
-
-
+#: Builds the registry of one kind; `etk_core.plugins` (imported with `etk_core`) installs it.
+RegistrySource = Callable[[str], Registry]
+_source: RegistrySource | None = None
 _cache: dict[str, Registry] = {}
+
+
+def set_source(source: RegistrySource | None) -> None:
+    """Install the function that builds a kind's registry, dropping what was built before."""
+    global _source
+    _source = source
+    _cache.clear()
 
 
 def get_registry(kind: str) -> Registry:
     """The registry of one kind (`apps`, `algorithms`, ...), built on first use."""
     kind = normalise_kind(kind)
     if kind not in _cache:
-        _cache[kind] = _collect(kind)
+        if _source is None:
+            raise RuntimeError("no plugin host has installed a registry source; import etk_core.plugins first")
+        _cache[kind] = _source(kind)
     return _cache[kind]
 
 

@@ -24,6 +24,8 @@ from typing import Any, ClassVar
 
 from click.testing import CliRunner, Result
 
+from etk_core.net import free_port  # noqa: F401
+
 
 def run_cli(args: Sequence[str], env: dict[str, str] | None = None) -> Result:
     """Invoke the `etk` CLI in-process (stdout and stderr kept apart)."""
@@ -62,20 +64,12 @@ def artifact_weights(run: Path) -> dict[str, Any]:
     return load_file(str(Path(run) / "model" / "model.safetensors"))
 
 
-def metrics_log(run: Path) -> list[dict[str, Any]]:
-    """The records of a run's metrics.jsonl, in order."""
+def metrics_log(run: Path, kind: str | None = "eval") -> list[dict[str, Any]]:
+    """The rows of a run's metrics.jsonl of one `kind` (`eval`, `train`, ...; None: all), in order."""
     import json
 
-    return [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (for starting a test server)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    rows = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    return [row for row in rows if kind is None or row.get("kind") == kind]
 
 
 def assert_plugin_loads(entry_point: str, distribution: str) -> None:
@@ -264,3 +258,329 @@ def serving(run: Path, *args: str, env: dict[str, str] | None = None, threads: s
         if process.poll() is None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 server.stop(timeout=10)
+
+
+#: Rows the reader contract writes by default: separators, quotes and non-ASCII text that a format must keep.
+READER_SAMPLE_ROWS: tuple[dict[str, str], ...] = (
+    {"text": 'a fine, "quoted" film', "label": "pos"},
+    {"text": "naïve plot — dull", "label": "neg"},
+    {"text": "it's 100% worth it; really", "label": "pos"},
+    {"text": "fell asleep twice", "label": "neg"},
+    {"text": "stayed until the very end", "label": "pos"},
+)
+
+
+def _names_number(text: str, number: int) -> bool:
+    """Whether `text` holds `number` as a whole number (not as part of a longer one)."""
+    import re
+
+    return re.search(rf"(?<!\d){number}(?!\d)", text) is not None
+
+
+class ReaderContract(ComponentContract):
+    """A reader accepts its sources, yields their rows lazily, in order, located, and feeds `load_records`."""
+
+    kind = "readers"
+    #: Options given to the reader and to `load_records` (the run's `data` section).
+    reader_options: ClassVar[dict[str, Any]] = {}
+    #: Canonical keys `load_records` must find in every record (an app's `required_columns`).
+    required: ClassVar[tuple[str, ...]] = ("text", "label")
+
+    def sample_rows(self) -> list[dict[str, str]]:
+        """The rows the tests write (at least three)."""
+        return [dict(row) for row in READER_SAMPLE_ROWS]
+
+    def write_source(self, folder: Path, rows: list[dict[str, str]]) -> str:
+        """Write `rows` in the reader's format under `folder`; return the source string."""
+        raise NotImplementedError(f"{type(self).__name__} must define write_source(folder, rows)")
+
+    def write_malformed(self, folder: Path) -> tuple[str, int] | None:
+        """A source with a malformed row and the 1-based number its location names; None if impossible."""
+        return None
+
+    def expected_values(self, row: dict[str, str]) -> dict[str, Any]:
+        """The values (a subset of `RawRow.values`) the reader must yield for a written row."""
+        return dict(row)
+
+    def expected_record(self, row: dict[str, str]) -> dict[str, Any]:
+        """The canonical keys and values `load_records` must give for a written row."""
+        return {"text": row["text"], "label": row["label"]}
+
+    def source_label(self, source: str) -> str:
+        """How every `where` names the source (by default the source without its `#fragment`)."""
+        return source.partition("#")[0]
+
+    def reader(self, source: str) -> Any:
+        """The reader under test over `source`."""
+        return self.component()(source, dict(self.reader_options))
+
+    def load(self, source: str, **kwargs: Any) -> list[dict[str, Any]]:
+        """`etk_core.data.load.load_records` over `source` with this contract's options."""
+        from etk_core.data.load import load_records
+
+        return load_records(source, dict(self.reader_options), required=self.required, **kwargs)
+
+    def _check_values(self, raw: Any, row: dict[str, str], index: int) -> None:
+        """`raw` is a parsed RawRow with the values expected for `row`."""
+        from etk_core.interfaces import RawRow
+
+        assert isinstance(raw, RawRow), f"row {index + 1}: {raw!r} is not a RawRow"
+        assert raw.error is None and isinstance(raw.values, dict), f"row {index + 1}: {raw}"
+        expected = self.expected_values(row)
+        assert {key: raw.values.get(key) for key in expected} == expected, f"row {index + 1}: {raw}"
+
+    def test_accepts_its_source_and_is_chosen_for_it(self, tmp_path: Path) -> None:
+        """`accepts` is true for a written source (not for an unknown suffix) and `load_records` picks it."""
+        import shutil
+
+        from etk_core.data.load import resolve_source
+
+        source = self.write_source(tmp_path, self.sample_rows())
+        cls = self.component()
+        assert cls.accepts(source), f"{cls.name} does not accept {source}"
+        chosen = resolve_source(source)
+        assert chosen is cls, f"{source} goes to reader {getattr(chosen, 'name', chosen)!r}, not {cls.name!r}"
+        base = Path(source.partition("#")[0])
+        if base.is_file():
+            other = tmp_path / "copy.etk-unknown-format"
+            shutil.copyfile(base, other)
+            assert not cls.accepts(str(other)), f"{cls.name} accepts a file of unknown type"
+
+    def test_rows_in_order_with_values_and_locations(self, tmp_path: Path) -> None:
+        """Every row comes back, in order, with its values and a `where` naming the source and row/line."""
+        import re
+
+        rows = self.sample_rows()
+        source = self.write_source(tmp_path, rows)
+        got = list(self.reader(source).rows())
+        assert len(got) == len(rows), [raw.where for raw in got]
+        label = self.source_label(source)
+        numbers = []
+        for index, (row, raw) in enumerate(zip(rows, got)):
+            self._check_values(raw, row, index)
+            assert label in raw.where, f"where {raw.where!r} does not name the source {label!r}"
+            found = re.findall(r"\d+", raw.where.split(label, 1)[1])
+            assert found, f"where {raw.where!r} names no row or line"
+            numbers.append(int(found[-1]))
+        assert numbers == sorted(set(numbers)), f"row/line numbers not increasing: {numbers}"
+
+    def test_rows_are_lazy(self, tmp_path: Path) -> None:
+        """`rows()` is an iterator that reads nothing before the first row is asked for."""
+        from collections.abc import Iterator
+
+        from etk_core.errors import DataError
+
+        rows = self.sample_rows()
+        source = self.write_source(tmp_path, rows)
+        iterator = self.reader(source).rows()
+        assert isinstance(iterator, Iterator), f"rows() returned a {type(iterator).__name__}, not an iterator"
+        self._check_values(next(iterator), rows[0], 0)
+        rest = list(iterator)
+        assert len(rest) == len(rows) - 1
+        for index, (row, raw) in enumerate(zip(rows[1:], rest), 1):
+            self._check_values(raw, row, index)
+        base = Path(source.partition("#")[0])
+        if base.is_file():  # nothing is read before the first row is asked for: a file removed by then is missing
+            iterator = self.reader(source).rows()
+            base.unlink()
+            try:
+                first = next(iterator)
+            except DataError as exc:
+                assert base.name in str(exc), f"the error does not name the missing file: {exc}"
+            except OSError:
+                pass
+            else:
+                raise AssertionError(f"rows() read {source} before the first row was asked for: {first}")
+
+    def test_malformed_row_names_file_and_row(self, tmp_path: Path) -> None:
+        """A malformed row is an error row (or a DataError) naming the file and its number."""
+        import pytest
+
+        from etk_core.errors import DataError
+
+        written = self.write_malformed(tmp_path)
+        if written is None:
+            pytest.skip(f"{self.component_name} sources cannot hold a malformed row")
+        source, number = written
+        label = self.source_label(source)
+        try:
+            bad = [raw for raw in self.reader(source).rows() if raw.error is not None]
+        except DataError as exc:
+            message = str(exc)
+            assert label in message and _names_number(message.split(label, 1)[1], number), message
+            assert "\n" not in message, message
+        else:
+            assert bad, f"no row of {source} is reported as malformed"
+            assert bad[0].values is None, bad[0]
+            assert label in bad[0].where and _names_number(bad[0].where.split(label, 1)[1], number), bad[0]
+            assert bad[0].error.strip() and "\n" not in bad[0].error, bad[0]
+            from etk_core.data.load import load_records
+
+            kept = load_records(source, {**self.reader_options, "on_error": "skip"}, required=self.required)
+            assert bad[0].where not in [record["_where"] for record in kept]
+        with pytest.raises(DataError) as info:
+            self.load(source)
+        message = str(info.value)
+        assert label in message and _names_number(message.split(label, 1)[1], number), message
+
+    def test_load_records_gives_canonical_records(self, tmp_path: Path) -> None:
+        """`load_records` maps the rows to records with canonical keys and the rows' locations."""
+        rows = self.sample_rows()
+        source = self.write_source(tmp_path, rows)
+        records = self.load(source)
+        wheres = [raw.where for raw in self.reader(source).rows()]
+        assert len(records) == len(rows)
+        for index, (row, record, where) in enumerate(zip(rows, records, wheres)):
+            expected = self.expected_record(row)
+            assert {key: record.get(key) for key in expected} == expected, f"record {index + 1}: {record}"
+            assert record["_where"] == where
+
+    def test_load_records_shards_partition_the_records(self, tmp_path: Path) -> None:
+        """The (rank, world size) shards of `load_records` interleave to the unsharded records."""
+        source = self.write_source(tmp_path, self.sample_rows())
+        full = [record["_where"] for record in self.load(source)]
+        for world_size in (2, 3):
+            shards = [[record["_where"] for record in self.load(source, rank=rank, world_size=world_size)]
+                      for rank in range(world_size)]
+            assert shards == [full[rank::world_size] for rank in range(world_size)], (world_size, shards)
+
+
+#: Tiny trained artifacts of the exporter contract, by training arguments (trained once per test session).
+_TRAINED_ARTIFACTS: dict[tuple[str, ...], Path] = {}
+
+
+def _file_digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under `folder`, by relative path."""
+    import hashlib
+
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(Path(folder).rglob("*")) if path.is_file()}
+
+
+def _close(left: Any, right: Any, tolerance: float) -> bool:
+    """Whether two predictions are equal, non-integer numbers within `tolerance`."""
+    from numbers import Real
+
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(_close(left[key], right[key], tolerance) for key in left)
+    if isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
+        return len(left) == len(right) and all(_close(a, b, tolerance) for a, b in zip(left, right))
+    if isinstance(left, Real) and isinstance(right, Real) and not (isinstance(left, int) and isinstance(right, int)):
+        return abs(float(left) - float(right)) <= tolerance
+    return left == right
+
+
+class ExporterContract(ComponentContract):
+    """An exporter writes, next to a trained artifact, an export that predicts like PyTorch, replaced atomically."""
+
+    kind = "exporters"
+    #: The `etk_core.load(path, backend=...)` backend that runs the export.
+    backend: ClassVar[str] = ""
+    #: Options given to `export(artifact, options)`.
+    export_options: ClassVar[dict[str, Any]] = {}
+    #: The files the export adds to the artifact folder (nothing else may be left there).
+    export_files: ClassVar[tuple[str, ...]] = ()
+    #: Largest |PyTorch - export| allowed on raw outputs and predicted probabilities.
+    tolerance: ClassVar[float] = 1e-4
+    #: `etk train` arguments of the tiny artifact.
+    train_args: ClassVar[list[str]] = ["train", "--model", "bert-tiny", "--data", "train=synthetic_sentiment:train",
+                                       "--data", "dev=synthetic_sentiment:dev", "--set", "train.max_steps=4",
+                                       "--set", "train.batch_size=8", "--set", "train.max_length=32", "--no-export"]
+    #: Texts predicted in batches of 3: varied lengths, one longer than the artifact's max_length.
+    sample_texts: ClassVar[list[str]] = ["good", "a truly wonderful film, I loved it", "bad and boring",
+                                         " ".join(["the plot was awful but the acting was great"] * 8),
+                                         "it", "not my kind of book, though the ending surprised me", "ok ok"]
+
+    def break_check(self, monkeypatch: Any) -> None:
+        """Make the exporter's own check against PyTorch fail (e.g. monkeypatch its tolerance below zero)."""
+        import pytest
+
+        pytest.skip(f"{type(self).__name__} defines no break_check(monkeypatch)")
+
+    def artifact(self, tmp_path_factory: Any, tmp_path: Path) -> Path:
+        """A fresh copy of the tiny artifact folder, trained once per session."""
+        import shutil
+
+        key = tuple(self.train_args)
+        if key not in _TRAINED_ARTIFACTS:
+            _TRAINED_ARTIFACTS[key] = train_run(tmp_path_factory.mktemp("exporter-contract"), self.train_args) / "model"
+        copy = tmp_path / "model"
+        shutil.copytree(_TRAINED_ARTIFACTS[key], copy)
+        return copy
+
+    def export(self, artifact: Path) -> Path:
+        """Run the exporter over `artifact`; the path it returns."""
+        return Path(self.component()().export(artifact, dict(self.export_options)))
+
+    def check_agrees(self, artifact: Path, exported: Path) -> None:
+        """Outputs and predictions through `backend` on `exported` equal PyTorch's on `artifact`."""
+        import numpy as np
+
+        import etk_core
+
+        reference = etk_core.load(artifact, batch_size=3, backend="torch")
+        predictor = etk_core.load(exported, batch_size=3, backend=self.backend)
+        assert predictor.backend == self.backend
+        records = reference.records(list(self.sample_texts))
+        features = reference.app.encode_all(records, with_label=False)
+        want, got = reference.outputs(features), predictor.outputs(features)
+        for name in reference.app.export_outputs:
+            assert np.shape(got[name]) == np.shape(want[name]), name
+            diff = float(np.abs(np.asarray(got[name], dtype=np.float64) - want[name]).max())
+            assert diff <= self.tolerance, f"{name}: |PyTorch - {self.backend}| = {diff:.2e} > {self.tolerance}"
+        expected, predicted = reference.predict(list(self.sample_texts)), predictor.predict(list(self.sample_texts))
+        assert _close(predicted, expected, self.tolerance), (predicted, expected)
+
+    def test_export_next_to_the_artifact_agrees_with_pytorch(self, tmp_path_factory: Any, tmp_path: Path) -> None:
+        """The export adds `export_files` by the artifact, returns an existing path and predicts like PyTorch."""
+        artifact = self.artifact(tmp_path_factory, tmp_path)
+        before = set(_file_digests(artifact))
+        exported = self.export(artifact)
+        assert exported.exists(), f"export returned {exported}, which does not exist"
+        where, folder = exported.resolve(), artifact.resolve()
+        assert where == folder or folder in where.parents or where.parent == folder.parent, exported
+        added = set(_file_digests(artifact)) - before
+        assert added == set(self.export_files), f"the export added {sorted(added)}"
+        assert all((artifact / name).stat().st_size > 0 for name in self.export_files)
+        self.check_agrees(artifact, exported)
+
+    def test_second_export_replaces_the_first_atomically(self, tmp_path_factory: Any, tmp_path: Path) -> None:
+        """A second export renames new files over the old ones, which stay whole for their open readers."""
+        import os
+
+        artifact = self.artifact(tmp_path_factory, tmp_path)
+        self.export(artifact)
+        first = _file_digests(artifact)
+        paths = [artifact / name for name in self.export_files]
+        with contextlib.ExitStack() as stack:
+            old = {path: (path.read_bytes(), stack.enter_context(open(path, "rb"))) for path in paths}
+            exported = self.export(artifact)
+            for path, (content, handle) in old.items():
+                assert os.fstat(handle.fileno()).st_ino != os.stat(path).st_ino, f"{path.name} rewritten in place"
+                assert handle.read() == content, f"the old {path.name} did not stay intact"
+        assert set(_file_digests(artifact)) == set(first), "the second export left other files"
+        self.check_agrees(artifact, exported)
+
+    def test_failed_export_keeps_the_previous_one(self, tmp_path_factory: Any, tmp_path: Path,
+                                                  monkeypatch: Any) -> None:
+        """An export whose check fails raises a one-line EtkError and changes nothing in the folder."""
+        import pytest
+
+        from etk_core.errors import EtkError
+
+        artifact = self.artifact(tmp_path_factory, tmp_path)
+        pristine = _file_digests(artifact)
+        self.break_check(monkeypatch)
+        with pytest.raises(EtkError) as info:
+            self.export(artifact)
+        assert "\n" not in str(info.value), str(info.value)
+        assert _file_digests(artifact) == pristine, "a failed first export left files behind"
+        monkeypatch.undo()
+        exported = self.export(artifact)
+        good = _file_digests(artifact)
+        self.break_check(monkeypatch)
+        with pytest.raises(EtkError):
+            self.export(artifact)
+        assert _file_digests(artifact) == good, "a failed export changed the previous one"
+        monkeypatch.undo()
+        self.check_agrees(artifact, exported)

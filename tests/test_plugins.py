@@ -90,14 +90,15 @@ def test_unknown_name_lists_installed_and_suggests():
 
 
 def test_unknown_first_party_name_says_which_package(monkeypatch):
+    """Installed but disabled: the package is named and so is the switch (not-installed: test_plugin_faults)."""
     monkeypatch.setenv("ETK_DISABLE_PLUGINS", "apps,instancetl")
     reset_plugin_manager()
     with pytest.raises(UnknownComponentError) as info:
         get_component("apps", "text_classify")
-    assert "pip install etk-apps" in str(info.value)
+    assert "(etk-apps), which is disabled by ETK_DISABLE_PLUGINS" in str(info.value)
     with pytest.raises(UnknownComponentError) as info:
         get_component("algorithms", "mgtl")
-    assert "pip install etk-instancetl" in str(info.value)
+    assert "(etk-instancetl), which is disabled by ETK_DISABLE_PLUGINS" in str(info.value)
 
 
 def test_cli_unknown_name_is_one_line_exit_2():

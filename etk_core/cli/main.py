@@ -11,6 +11,9 @@ import click
 
 from etk_core import __version__
 from etk_core.errors import EtkError
+from etk_core.plugins import CORE_PLUGIN_NAME, EtkPluginManager, describe_error, get_plugin_manager
+
+logger = logging.getLogger("etk.plugins")
 
 
 class EtkGroup(click.Group):
@@ -54,15 +57,46 @@ def cli(ctx: click.Context, verbose: bool) -> None:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
+def add_plugin_commands(group: click.Group, manager: EtkPluginManager) -> None:
+    """Let each plugin add its commands to `group` on its own: one that raises, or that reuses a name already
+    taken (a core command or another plugin's), is a warning and the commands already there stay."""
+    owners = dict.fromkeys(group.commands, CORE_PLUGIN_NAME)
+    for impl in manager.hook.etk_register_commands.get_hookimpls():
+        if impl.hookwrapper or impl.wrapper:
+            continue
+        plugin_name = impl.plugin_name
+        before = dict(group.commands)
+        ok, _ = manager.call_impl("etk_register_commands", impl, cli=group)
+        added = dict(group.commands)
+        group.commands.clear()
+        group.commands.update(before)
+        if not ok:  # it raised (already warned and recorded): drop whatever it added half-way
+            continue
+        for name, command in added.items():
+            if before.get(name) is command:
+                continue
+            if name in before:
+                logger.warning("%s adds the command %r, which %r already provides; its command is skipped "
+                               "(rename it in the plugin)", manager.label(plugin_name), name, owners[name])
+                if plugin_name in manager.infos:
+                    manager.infos[plugin_name].add_failure(
+                        f"etk_register_commands: {name!r} is taken by {owners[name]!r}")
+                continue
+            group.add_command(command, name)
+            owners[name] = plugin_name
+
+
 def _add_commands() -> None:
     from etk_core.cli import evaluate, export, plugins, predict, serve, train
 
     for module in (train, evaluate, predict, export, serve, plugins):
         for command in module.COMMANDS:
             cli.add_command(command)
-    from etk_core.plugins import get_plugin_manager
-
-    get_plugin_manager().hook.etk_register_commands(cli=cli)
+    try:
+        add_plugin_commands(cli, get_plugin_manager())
+    except Exception as exc:  # plugin commands are never worth losing the core ones
+        logger.warning("plugin commands are not available: %s; run `etk plugins` to see which plugin fails",
+                       describe_error(exc))
 
 
 _add_commands()

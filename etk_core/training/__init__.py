@@ -3,5 +3,6 @@
 declarations from here."""
 
 from etk_core.training.plan import Stage, StepContext, Stream, StreamBatch, Trainable
+from etk_core.training.summary import default_summary
 
-__all__ = ["Stage", "StepContext", "Stream", "StreamBatch", "Trainable"]
+__all__ = ["Stage", "StepContext", "Stream", "StreamBatch", "Trainable", "default_summary"]

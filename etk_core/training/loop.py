@@ -30,11 +30,18 @@ class LoopResult:
     samples_per_s: float
     history: list[dict[str, Any]] = field(default_factory=list)
     figures: dict[str, float] = field(default_factory=dict)
+    best_step: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values, for the run folder's stage records."""
         return {"steps": self.steps, "best_metrics": self.best_metrics, "last_metrics": self.last_metrics,
-                "samples_per_s": self.samples_per_s, "figures": self.figures}
+                "samples_per_s": self.samples_per_s, "figures": self.figures, "best_step": self.best_step}
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> LoopResult:
+        """The result of a stage finished before a resume, from its record."""
+        return cls(steps=record["steps"], best_metrics=record["best_metrics"], last_metrics=record["last_metrics"],
+                   samples_per_s=record["samples_per_s"], figures=record["figures"], best_step=record["best_step"])
 
 
 def param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
@@ -365,7 +372,7 @@ class TrainingLoop:
         state = self.state
         return LoopResult(steps=state["step"], best_metrics=state["best"], last_metrics=state["last"],
                           samples_per_s=state["samples"] / max(state["train_seconds"], 1e-9),
-                          history=self._history)
+                          history=self._history, best_step=state["best_step"])
 
     def _checkpoint(self, ckpt_dir: Path | None) -> None:
         if ckpt_dir is not None:

@@ -58,10 +58,7 @@ def train_stages(run: Any, algorithm: Any) -> dict[str, LoopResult]:
     elif run.resume and engine.is_main_process:
         _truncate_log(run.dir, names, 0, None)
     records = _stage_records(run.dir)
-    results = {name: LoopResult(steps=records[name]["steps"], best_metrics=records[name]["best_metrics"],
-                                last_metrics=records[name]["last_metrics"],
-                                samples_per_s=records[name]["samples_per_s"], figures=records[name]["figures"])
-               for name in names[:start] if name in records}
+    results = {name: LoopResult.from_dict(records[name]) for name in names[:start] if name in records}
     prefix = (lambda name: f"{name}-") if len(names) > 1 else (lambda name: "")
     for index in range(start, len(names)):
         name = names[index]

@@ -39,6 +39,28 @@ class ReinforcedSelection(InstanceTransfer):
         self.seen: dict[int, list[float]] = {}  # source index -> [times seen, times kept, last keep probability]
         self.last_reward_metric = self.reward_metric()
 
+    def _new_selector(self, state_size: int) -> Any:
+        from etk_instancetl.selector import ActorCritic
+
+        return ActorCritic(state_size, self.opts["selector_hidden"], self.opts["selector_lr"],
+                           self.opts["initial_keep"], self.opts["entropy_weight"], mean=self.engine.mean,
+                           sync=self.engine.sync_gradients)
+
+    def selection_state(self) -> dict[str, Any]:
+        return {"selector": self.selector.state() if self.selector is not None else None,
+                "episode": self.episode.state_dict(), "last_reward_metric": self.last_reward_metric,
+                "seen": [[index, *values] for index, values in self.seen.items()]}
+
+    def load_selection_state(self, state: dict[str, Any]) -> None:
+        from etk_instancetl.selector import Episode
+
+        if state["selector"] is not None:
+            self.selector = self._new_selector(len(state["selector"]["weights"]["state_mean"]))
+            self.selector.restore(state["selector"])
+        self.episode = Episode.from_state(state["episode"])
+        self.last_reward_metric = state["last_reward_metric"]
+        self.seen = {int(row[0]): [int(row[1]), int(row[2]), float(row[3])] for row in state["seen"]}
+
     def reward_metric(self) -> float:
         """The reward metric of the current target model on the fixed dev sample."""
         import numpy as np
@@ -66,14 +88,13 @@ class ReinforcedSelection(InstanceTransfer):
     def select(self, step: int, source: dict[str, Any], target: dict[str, Any]) -> Any:
         import torch
 
-        from etk_instancetl.selector import ActorCritic, selector_state
+        from etk_instancetl.selector import selector_state
 
         source_probs = torch.softmax(source["logits"].detach().float(), dim=-1)
         target_probs = torch.softmax(source["target_logits"].float(), dim=-1)
         states = selector_state(source["features"].float(), source_probs, target_probs, source["labels"]).cpu()
         if self.selector is None:
-            self.selector = ActorCritic(states.shape[-1], self.opts["selector_hidden"], self.opts["selector_lr"],
-                                        self.opts["initial_keep"], self.opts["entropy_weight"])
+            self.selector = self._new_selector(states.shape[-1])
         actions, keep_probs = self.selector.act(states, self.generator)
         if step <= self.opts["warm_start_steps"]:
             actions = torch.ones_like(actions)
@@ -99,8 +120,13 @@ class ReinforcedSelection(InstanceTransfer):
         return figures
 
     def selection_rows(self, run: Any) -> list[dict[str, Any]]:
-        return [{"index": index, "probability": round(prob, 4), "selected": prob >= 0.5, "seen": seen,
-                 "kept": kept} for index, (seen, kept, prob) in self.seen.items()]
+        merged: dict[int, list[float]] = {}  # every replica's view (each saw its own source batches)
+        for seen_by in self._all_replicas(self.seen):
+            for index, (seen, kept, prob) in seen_by.items():
+                total = merged.setdefault(index, [0, 0, 0.0, 0])
+                total[0], total[1], total[2], total[3] = total[0] + seen, total[1] + kept, total[2] + prob, total[3] + 1
+        return [{"index": index, "probability": round(prob / replicas, 4), "selected": prob / replicas >= 0.5,
+                 "seen": seen, "kept": kept} for index, (seen, kept, prob, replicas) in merged.items()]
 
 
 class Rtl(ReinforcedSelection):
@@ -140,12 +166,32 @@ class Mgtl(ReinforcedSelection):
         target_h = target["features"].detach().float().cpu()
         if self.discriminator is None:
             self.discriminator = Discriminator(source_h.shape[-1], self.opts["selector_hidden"],
-                                               self.opts["discriminator_lr"])
+                                               self.opts["discriminator_lr"], sync=self.engine.sync_gradients)
+        import torch
+
         kept = actions.bool()
-        if kept.any():
-            self.discriminator_accuracy.append(self.discriminator.update(target_h, source_h[kept]))
+        # every replica steps the discriminator together (its gradients are averaged) when any kept some
+        if float(self.engine.mean(torch.tensor([float(kept.any())]))) > 0:
+            accuracy = self.discriminator.update(target_h, source_h[kept])
+            if kept.any():
+                self.discriminator_accuracy.append(accuracy)
         target_like = self.discriminator.prob_target(source_h)
         return actions * (target_like - target_like.mean())
+
+    def selection_state(self) -> dict[str, Any]:
+        return {**super().selection_state(), "discriminator_accuracy": list(self.discriminator_accuracy),
+                "discriminator": self.discriminator.state() if self.discriminator is not None else None}
+
+    def load_selection_state(self, state: dict[str, Any]) -> None:
+        from etk_instancetl.selector import Discriminator
+
+        super().load_selection_state(state)
+        self.discriminator_accuracy = list(state["discriminator_accuracy"])
+        if state["discriminator"] is not None:
+            weights = state["discriminator"]["weights"]
+            self.discriminator = Discriminator(weights["net.0.weight"].shape[1], self.opts["selector_hidden"],
+                                               self.opts["discriminator_lr"], sync=self.engine.sync_gradients)
+            self.discriminator.restore(state["discriminator"])
 
     def after_step(self, step: int, model: Any) -> dict[str, float]:
         figures = super().after_step(step, model)
@@ -153,8 +199,8 @@ class Mgtl(ReinforcedSelection):
             figures["discriminator_accuracy"] = self.discriminator_accuracy[-1]
         return figures
 
-    def run(self, run: Any) -> dict[str, float]:
-        result = super().run(run)
+    def summary(self, run: Any, results: dict[str, Any]) -> dict[str, float]:
+        result = super().summary(run, results)
         recent = self.discriminator_accuracy[-20:]
         if recent:
             result["discriminator_accuracy"] = sum(recent) / len(recent)

@@ -10,6 +10,7 @@ selection and the target train set.
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 from etk_core.config import Option
@@ -39,12 +40,23 @@ class RuderPlank(InstanceTransfer):
         "probe_c": Option(float, 1.0, "inverse L2 strength of the trials' logistic-regression probe"),
     }
 
-    def prepare_selection(self, run: Any, domain_model: Any) -> None:
-        import json
+    def stages(self, run: Any) -> list[str]:
+        return ["select", "train"]
 
+    def stage(self, run: Any, name: str) -> Any:
+        if name != "select":
+            return super().stage(run, name)
+        from etk_core.training import Stage
+
+        self.bind(run)
+        return Stage(name="select", run_once=lambda: self.choose(run), artifact=None)
+
+    def choose(self, run: Any) -> dict[str, float]:
+        """The Bayesian optimisation over the frozen initial model's representations: the selected source."""
         import numpy as np
 
         from etk_instancetl.bayes_opt import maximise
+        from etk_instancetl.heads import DomainModel
         from etk_instancetl.selection_features import source_features
 
         opts, app, seed = self.opts, run.app, run.config["seed"]
@@ -54,6 +66,7 @@ class RuderPlank(InstanceTransfer):
             raise ConfigError("algo.select_size must be at least 1")
         self.size = min(size, len(source))
         batch_size = run.config["train"]["eval_batch_size"]
+        domain_model = DomainModel(run.build_model().to(self.device))
         embed = {role: domain_model.representations(app, run.features(role), batch_size, self.device)
                  for role in ("source", "target", "dev")}
         phi, self.feature_names = source_features([pair_text(r) for r in source], [pair_text(r) for r in target],
@@ -76,14 +89,31 @@ class RuderPlank(InstanceTransfer):
 
         best, value, history = maximise(objective, phi.shape[1], opts["trials"], seed=seed,
                                         initial=opts["initial_trials"])
-        with open(run.dir / "metrics.jsonl", "a", encoding="utf-8") as log:
-            for trial, (_, trial_value) in enumerate(history, start=1):
-                log.write(json.dumps({"trial": trial, f"probe_dev_{app.main_metric}": round(trial_value, 5)}) + "\n")
-            log.write(json.dumps({"best_trial_value": value, "weights": dict(zip(self.feature_names,
-                                                                                  map(float, best)))}) + "\n")
+        if self.engine.is_main_process:
+            with open(run.dir / "metrics.jsonl", "a", encoding="utf-8") as log:
+                for trial, (_, trial_value) in enumerate(history, start=1):
+                    log.write(json.dumps({"kind": "trial", "stage": "select", "trial": trial,
+                                          f"probe_dev_{app.main_metric}": round(trial_value, 5)}) + "\n")
+                log.write(json.dumps({"kind": "selection", "stage": "select", "best_trial_value": value,
+                                      "weights": dict(zip(self.feature_names, map(float, best)))}) + "\n")
         self.scores = phi @ best
         self.selected = [int(i) for i in np.argsort(-self.scores, kind="stable")[: self.size]]
         self.probe_value = value
+        return {"probe_dev_best": value, "source_selected": len(self.selected)}
+
+    def selection_state(self) -> dict[str, Any]:
+        import torch
+
+        if not hasattr(self, "selected"):
+            return {}
+        return {"selected": list(self.selected), "scores": torch.tensor(self.scores, dtype=torch.float64),
+                "probe_value": self.probe_value}
+
+    def load_selection_state(self, state: dict[str, Any]) -> None:
+        if state:
+            self.selected = [int(i) for i in state["selected"]]
+            self.scores = state["scores"].numpy()
+            self.probe_value = float(state["probe_value"])
 
     def source_pool(self, run: Any) -> list[int]:
         return self.selected
@@ -99,8 +129,8 @@ class RuderPlank(InstanceTransfer):
                  "score": round(float(self.scores[index]), 4), "selected": index in chosen}
                 for index in range(len(self.scores))]
 
-    def run(self, run: Any) -> dict[str, float]:
-        result = super().run(run)
+    def summary(self, run: Any, results: dict[str, Any]) -> dict[str, float]:
+        result = super().summary(run, results)
         result["probe_dev_best"] = self.probe_value
         result["source_selected"] = len(self.selected)
         return result

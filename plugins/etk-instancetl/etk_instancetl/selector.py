@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
+
+#: Averages a tensor over the data-parallel replicas (identity in one process).
+Mean = Callable[[torch.Tensor], torch.Tensor]
+#: Averages the gradients of parameters over the replicas (nothing in one process).
+SyncGradients = Callable[[list[torch.Tensor]], None]
+
+
+def _same(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
+
+
+def _no_sync(parameters: list[torch.Tensor]) -> None:
+    return None
 
 
 def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
@@ -41,13 +56,23 @@ class Episode:
     def __len__(self) -> int:
         return sum(len(action) for action in self.actions)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"states": list(self.states), "actions": list(self.actions), "immediate": list(self.immediate)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Episode:
+        return cls(list(state["states"]), list(state["actions"]), list(state["immediate"]))
+
 
 class ActorCritic(nn.Module):
     """pi(a=1|s) = sigmoid(MLP(s)); V(s) = MLP(s); updated by the advantage R - V(s)."""
 
     def __init__(self, state_size: int, hidden: int = 128, lr: float = 1e-3, initial_keep: float = 0.5,
-                 entropy_weight: float = 0.0) -> None:
+                 entropy_weight: float = 0.0, mean: Mean = _same, sync: SyncGradients = _no_sync) -> None:
         super().__init__()
+        # under data parallelism every replica's copy sees its own batches: statistics and gradients are
+        # averaged over the replicas, so that the copies stay one selector
+        self.mean, self.sync = mean, sync
         self.actor = _mlp(state_size, hidden, 1)
         self.critic = _mlp(state_size, hidden, 1)
         nn.init.zeros_(self.actor[-1].weight)  # every example starts with the same keep probability
@@ -63,9 +88,10 @@ class ActorCritic(nn.Module):
         """Fold a batch of states into the running mean and variance of each state input."""
         count = len(states)
         total = self.states_seen + count
-        batch_mean = states.mean(0)
+        batch_mean = self.mean(states.mean(0))
+        batch_var = self.mean(states.pow(2).mean(0)) - batch_mean.pow(2)
         delta = batch_mean - self.state_mean
-        spread = self.state_var * self.states_seen + states.var(0, unbiased=False) * count \
+        spread = self.state_var * self.states_seen + batch_var.clamp(min=0.0) * count \
             + delta.pow(2) * self.states_seen * count / total
         self.state_mean += delta * count / total
         self.state_var = spread / total
@@ -89,6 +115,18 @@ class ActorCritic(nn.Module):
             return 0.0
         self.reward_var = (1 - rate) * (self.reward_var + rate * delta * delta)
         return delta / max(math.sqrt(self.reward_var), 1e-8) if scale else delta
+
+    def state(self) -> dict[str, Any]:
+        """Weights, optimiser and running statistics, for checkpoints."""
+        return {"weights": self.state_dict(), "optimizer": self.optimizer.state_dict(), "states_seen": self.states_seen,
+                "rewards": [self.reward_mean, self.reward_var, self.rewards_seen]}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Load what `state` returned."""
+        self.load_state_dict(state["weights"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.states_seen = int(state["states_seen"])
+        self.reward_mean, self.reward_var, self.rewards_seen = state["rewards"]
 
     def keep_probability(self, states: torch.Tensor) -> torch.Tensor:
         """pi(a=1|s) per state."""
@@ -119,6 +157,7 @@ class ActorCritic(nn.Module):
         critic_loss = ((returns - values) ** 2).mean()
         self.optimizer.zero_grad(set_to_none=True)
         (actor_loss + critic_loss).backward()
+        self.sync(list(self.parameters()))
         self.optimizer.step()
         return {"actor_loss": float(actor_loss.detach()), "critic_loss": float(critic_loss.detach()),
                 "mean_return": float(returns.mean())}
@@ -127,10 +166,20 @@ class ActorCritic(nn.Module):
 class Discriminator(nn.Module):
     """D(h) = P(target | h); maximises sum_target log D + sum_selected-source log(1 - D)."""
 
-    def __init__(self, size: int, hidden: int = 128, lr: float = 1e-3) -> None:
+    def __init__(self, size: int, hidden: int = 128, lr: float = 1e-3, sync: SyncGradients = _no_sync) -> None:
         super().__init__()
         self.net = _mlp(size, hidden, 1)
         self.optimizer = torch.optim.Adam(self.parameters(), lr=lr)
+        self.sync = sync
+
+    def state(self) -> dict[str, Any]:
+        """Weights and optimiser, for checkpoints."""
+        return {"weights": self.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Load what `state` returned."""
+        self.load_state_dict(state["weights"])
+        self.optimizer.load_state_dict(state["optimizer"])
 
     def prob_target(self, features: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -143,9 +192,11 @@ class Discriminator(nn.Module):
         labels = torch.cat([torch.ones(len(target)), torch.zeros(len(source))]).to(features.dtype)
         logits = self.net(features).squeeze(-1)
         correct = ((logits > 0).to(labels.dtype) == labels).float()
-        accuracy = 0.5 * float(correct[: len(target)].mean()) + 0.5 * float(correct[len(target):].mean())
+        accuracy = 0.5 * float(correct[: len(target)].mean()) + 0.5 * float(correct[len(target):].mean()) \
+            if len(source) else float(correct.mean())
         loss = nn.functional.binary_cross_entropy_with_logits(logits, labels)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.sync(list(self.parameters()))
         self.optimizer.step()
         return accuracy

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import time
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from etk_core.config import Option
@@ -39,24 +37,16 @@ SELECTION_REPORT_OPTIONS: dict[str, Option] = {
 }
 
 
-def cycle_batches(lengths: list[int], batch_size: int, seed: int, bucket: bool) -> Iterator[list[int]]:
-    """Endless length-bucketed batches, reshuffled each pass."""
-    from etk_core.training.batching import train_batches
-
-    epoch = 0
-    while True:
-        yield from train_batches(lengths, batch_size, seed, epoch, bucket)
-        epoch += 1
-
-
 class InstanceTransfer(Algorithm):
     """Base of the instance-based TL algorithms and their baselines (not registered itself)."""
 
     roles: ClassVar[tuple[str, ...]] = ("target", "source")
     optional_roles: ClassVar[tuple[str, ...]] = ("dev", "test")
     options: ClassVar[dict[str, Option]] = COMMON_OPTIONS
-    strategies: ClassVar[tuple[str, ...] | None] = ("single",)  # the selectors act on one process's batches
-    resumable: ClassVar[bool] = False  # runs take minutes; selector state is not checkpointed
+    # under ddp each replica's selector acts on its own source batches; its statistics and gradients are
+    # averaged over the replicas (one selector); megatron runs only an app model's own loss
+    strategies: ClassVar[tuple[str, ...] | None] = ("single", "ddp")
+    apps: ClassVar[tuple[str, ...] | None] = ("text_classify", "text_match")  # models with a `head` over logits
     #: Whether source examples get their own output layer (False: one head for both domains).
     source_head: ClassVar[bool] = True
     #: Which losses a step uses.
@@ -65,7 +55,7 @@ class InstanceTransfer(Algorithm):
 
     # -- hooks for the algorithms -------------------------------------------------------------------
     def prepare_selection(self, run: Any, domain_model: Any) -> None:
-        """Before training (e.g. score the source pool)."""
+        """Before training (e.g. set up the selector and its reward sample)."""
 
     def source_pool(self, run: Any) -> list[int]:
         """Indices of the source examples the source stream draws from."""
@@ -87,123 +77,119 @@ class InstanceTransfer(Algorithm):
         """The selection report, one row per source example (empty: nothing to report)."""
         return []
 
-    # -- the loop -----------------------------------------------------------------------------------
-    def run(self, run: Any) -> dict[str, float]:
-        import torch
-        from transformers import get_linear_schedule_with_warmup
+    def selection_state(self) -> dict[str, Any]:
+        """What the selection needs to resume exactly (selector, statistics), for checkpoints."""
+        return {}
 
-        from etk_core.training.evaluation import move_to
-        from etk_instancetl.heads import SOURCE, TARGET, DomainModel
+    def load_selection_state(self, state: dict[str, Any]) -> None:
+        """Restore what `selection_state` returned."""
 
+    # -- the engine's side --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"selection": self.selection_state()}
+        if hasattr(self, "generator"):  # (a stage before training has none yet)
+            state.update(kept=[self.kept_sum, self.kept_count], generator=self.generator.get_state())
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._restored = state
+
+    def bind(self, run: Any) -> None:
+        """Remember the run, its options and this process's engine."""
         self.run_ctx = run
         self.opts = run.config["algo"]
+        self.engine = run.engine()
+        self.device = self.engine.device()
+
+    def stage(self, run: Any, name: str) -> Any:
+        import torch
+
+        from etk_core.training import Stage, Stream
+        from etk_instancetl.heads import DomainModel
+
+        self.bind(run)
         cfg, seed = run.config["train"], run.config["seed"]
-        self.generator = torch.Generator().manual_seed(seed)
-        accelerator = run.strategy.accelerator()
-        self.device = accelerator.device
-        app = run.app
+        # each replica draws its own keep/drop actions
+        self.generator = torch.Generator().manual_seed(seed + 7919 * self.engine.data_rank)
+        self.kept_sum, self.kept_count = 0.0, 0
         model = run.build_model().to(self.device)
-        domain_model = DomainModel(model, shared_head=not self.source_head)
-        self.domain_model = domain_model
-        target, source = run.features("target"), run.features("source")
-        self.prepare_selection(run, domain_model)
+        self.domain_model = DomainModel(model, shared_head=not self.source_head)
+        self.prepare_selection(run, self.domain_model)
+        restored, self._restored = getattr(self, "_restored", None), None
+        if restored:
+            if "generator" in restored:
+                self.kept_sum, self.kept_count = restored["kept"]
+                self.generator.set_state(restored["generator"])
+            self.load_selection_state(restored["selection"])
+        target = run.features("target")
+        streams: dict[str, Stream] = {}
+        if self.use_target:
+            streams["target"] = run.stream("target")
         pool = self.source_pool(run)
-        if self.use_source and not pool:
-            raise ConfigError(f"algorithm {self.name!r}: no source examples to train on")
-        batch_size = cfg["batch_size"]
-        source_batch = self.opts.get("source_batch_size") or batch_size
-        per_epoch = math.ceil(len(target) / batch_size)  # every algorithm gets the same budget in steps
+        if self.use_source:
+            if not pool:
+                raise ConfigError(f"algorithm {self.name!r}: no source examples to train on")
+            streams["source"] = run.stream("source", self.opts.get("source_batch_size") or cfg["batch_size"],
+                                           pool=pool, seed_offset=1)
+        per_epoch = math.ceil(len(target) / cfg["batch_size"])  # every algorithm gets the same budget in steps
         total = cfg["max_steps"] or max(1, math.ceil(per_epoch * cfg["epochs"]))
-        eval_every = cfg["eval_every"] or per_epoch
-        target_stream = cycle_batches([app.length(f) for f in target], batch_size, seed, cfg["bucket"])
-        pool_lengths = [app.length(source[i]) for i in pool]
-        source_stream = cycle_batches(pool_lengths, source_batch, seed + 1, cfg["bucket"])
+        return Stage(name=name, model=model, streams=streams, step=self.step,
+                     loss_weights={"source": float(self.opts.get("source_weight", 1.0))},
+                     max_steps=total, dev=run.dev(), eval_model=self.domain_model.target_model,
+                     on_step_end=lambda context: self.after_step(context.step, model))
 
-        decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "norm" not in n.lower()]
-        no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "norm" not in n.lower())]
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg["weight_decay"]},
-                                       {"params": no_decay, "weight_decay": 0.0}], lr=cfg["lr"])
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg["warmup_ratio"] * total), total)
-        dev = run.features("dev") if "dev" in run.records else None
-        best: dict[str, float] | None = None
-        best_step, started, samples, kept_sum, kept_count = 0, time.perf_counter(), 0, 0.0, 0
-        task = run.progress.add_task("train", total=total, loss=float("nan"), rate=0.0) if run.progress else None
-        log = open(run.dir / "metrics.jsonl", "a", encoding="utf-8")
-        try:
-            for step in range(1, total + 1):
-                model.train()
-                loss = torch.zeros((), device=self.device)
-                step_figures: dict[str, float] = {}
-                target_view = source_view = None
-                if self.use_target:
-                    indices = next(target_stream)
-                    batch = move_to(app.collate([target[i] for i in indices]), self.device)
-                    with accelerator.autocast():
-                        outputs, features = domain_model.run(batch, TARGET)
-                    loss = loss + outputs["loss"]
-                    target_view = {"features": features, "logits": outputs["logits"], "labels": batch["labels"],
-                                   "indices": indices}
-                    samples += len(indices)
-                if self.use_source:
-                    indices = [pool[i] for i in next(source_stream)]
-                    batch = move_to(app.collate([source[i] for i in indices]), self.device)
-                    with accelerator.autocast():
-                        outputs, features = domain_model.run(batch, SOURCE)
-                    source_view = {"features": features, "logits": outputs["logits"], "labels": batch["labels"],
-                                   "indices": indices, "target_logits": domain_model.target_head(features)}
-                    keep = self.select(step, source_view, target_view or {}).to(self.device)
-                    per_example = torch.nn.functional.cross_entropy(outputs["logits"].float(), batch["labels"],
-                                                                    reduction="none")
-                    weight = float(self.opts.get("source_weight", 1.0))
-                    loss = loss + weight * (keep * per_example).sum() / len(indices)
-                    kept_sum += float(keep.sum())
-                    kept_count += len(indices)
-                    samples += len(indices)
-                    step_figures["kept"] = float(keep.mean())
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg["max_grad_norm"]:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["max_grad_norm"])
-                optimizer.step()
-                scheduler.step()
-                step_figures.update(self.after_step(step, model))
-                log.write(json.dumps({"step": step, "loss": round(float(loss.detach()), 5),
-                                      **{k: round(v, 5) for k, v in step_figures.items()}}) + "\n")
-                if task is not None:
-                    run.progress.update(task, advance=1, loss=float(loss.detach()),
-                                        rate=samples / max(time.perf_counter() - started, 1e-9))
-                if dev is not None and (step % eval_every == 0 or step == total):
-                    metrics = self.evaluate(domain_model, dev)
-                    log.write(json.dumps({"step": step, "eval": metrics}) + "\n")
-                    log.flush()
-                    if best is None or metrics[app.main_metric] > best[app.main_metric]:
-                        best, best_step = metrics, step
-                        run.save_artifact(domain_model.target_model(), metrics)
-            if dev is None:  # no dev data: the last model is the result
-                run.save_artifact(domain_model.target_model(), {})
-        finally:
-            log.close()
+    def step(self, context: Any, batches: dict[str, Any]) -> dict[str, Any]:
+        """Target loss and the selected source examples' loss (mean over the whole source batch)."""
+        import torch
+
+        from etk_instancetl.heads import SOURCE, TARGET
+
+        losses: dict[str, Any] = {}
+        target_view: dict[str, Any] = {}
+        if "target" in batches:
+            batch = batches["target"]
+            outputs, features = self.domain_model.run(batch.tensors, TARGET)
+            losses["target"] = outputs["loss"]
+            target_view = {"features": features, "logits": outputs["logits"], "labels": batch.tensors["labels"],
+                           "indices": batch.indices}
+        if "source" in batches:
+            batch = batches["source"]
+            labels = batch.tensors["labels"]
+            outputs, features = self.domain_model.run(batch.tensors, SOURCE)
+            source_view = {"features": features, "logits": outputs["logits"], "labels": labels,
+                           "indices": batch.indices, "target_logits": self.domain_model.target_head(features)}
+            keep = self.select(context.step + 1, source_view, target_view).to(features.device)
+            per_example = torch.nn.functional.cross_entropy(outputs["logits"].float(), labels, reduction="none")
+            losses["source"] = (keep * per_example).sum() / len(batch)
+            self.kept_sum += float(keep.sum())
+            self.kept_count += len(batch)
+            context.log(kept=float(keep.mean()))
+        return losses
+
+    def summary(self, run: Any, results: dict[str, Any]) -> dict[str, float]:
+        from etk_core.training import default_summary
+
         rows = self.selection_rows(run)
-        self.write_selection(run, rows)
-        result = {f"dev_{key}": value for key, value in (best or {}).items()}
-        result.update(self.selection_distances(run, rows))
-        if "test" in run.records:
-            from etk_core.artifact import load_artifact
-
-            best_model = load_artifact(run.dir).model
-            result.update({f"test_{k}": v for k, v in run.evaluate(best_model, "test").items()})
-        result.update({"steps": total, "best_step": best_step,
-                       "train_samples_per_s": samples / max(time.perf_counter() - started, 1e-9)})
-        if kept_count:
-            result["source_kept"] = kept_sum / kept_count
+        result = {key: value for key, value in default_summary(run, results).items() if key != "peak_rss_mib"}
+        if self.engine.is_main_process:
+            self.write_selection(run, rows)
+            result.update(self.selection_distances(run, rows))
+        train = results.get("train")
+        result["best_step"] = train.best_step if train is not None else 0
+        kept = self._all_replicas([self.kept_sum, self.kept_count])
+        if sum(count for _, count in kept):
+            result["source_kept"] = sum(k for k, _ in kept) / sum(count for _, count in kept)
         return result
 
-    def evaluate(self, domain_model: Any, features: list[dict[str, Any]]) -> dict[str, float]:
-        """The app's metrics of the target model on `features`."""
-        from etk_core.predict import evaluate_features
+    def _all_replicas(self, value: Any) -> list[Any]:
+        """`value` from every data-parallel replica (this one's alone in one process)."""
+        if self.engine.data_world == 1:
+            return [value]
+        import torch.distributed as dist
 
-        return evaluate_features(domain_model.target_model(), self.run_ctx.app, features,
-                                 self.run_ctx.config["train"]["eval_batch_size"], self.device)
+        gathered: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, value)
+        return gathered
 
     def selection_distances(self, run: Any, rows: list[dict[str, Any]]) -> dict[str, float]:
         """MMD² (within labels) of samples of the selected and of the rejected source to the target, in the final
