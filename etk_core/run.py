@@ -137,6 +137,7 @@ def check_run(config: dict[str, Any], resume: bool = False) -> tuple[Any, Any, A
     unknown = [role for role in sources if role not in algorithm_cls.roles + algorithm_cls.optional_roles]
     if unknown:
         raise ConfigError(f"algorithm {algorithm_cls.name!r} takes no data role {unknown[0]!r}; its roles: {known}")
+    algorithm_cls.check_app(app_cls, config["app"])
     allowed = algorithm_cls.strategies
     if allowed is not None and strategy_cls.name not in allowed:
         raise ConfigError(f"algorithm {algorithm_cls.name!r} runs with --strategy {' or '.join(allowed)}, "

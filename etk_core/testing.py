@@ -584,3 +584,118 @@ class ExporterContract(ComponentContract):
         assert _file_digests(artifact) == good, "a failed export changed the previous one"
         monkeypatch.undo()
         self.check_agrees(artifact, exported)
+
+
+#: Runs `etk ARGS` and SIGKILLs itself right after the Nth checkpoint the training loop writes
+#: (`ETK_CONTRACT_KILL_AFTER=N`): a crash at a known point, so the contract does not race the run.
+_KILLED_ETK = """
+import os, signal, sys
+from etk_core.training import loop
+limit, written = int(os.environ["ETK_CONTRACT_KILL_AFTER"]), []
+original = loop.TrainingLoop._checkpoint
+def checkpoint(self, folder):
+    original(self, folder)
+    written.append(self.state["step"])
+    if len(written) >= limit and not self.state["done"]:
+        os.kill(os.getpid(), signal.SIGKILL)
+loop.TrainingLoop._checkpoint = checkpoint
+from etk_core.cli.main import main
+sys.argv = ["etk", *sys.argv[1:]]
+main()
+"""
+
+
+def etk_process(args: Sequence[str], kill_after_checkpoints: int | None = None,
+                timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python -m etk_core ARGS` in a subprocess (offline); with `kill_after_checkpoints`, SIGKILLed right after
+    that many checkpoints of the training loop."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if kill_after_checkpoints is None:
+        command = [sys.executable, "-m", "etk_core", *args]
+    else:
+        env["ETK_CONTRACT_KILL_AFTER"] = str(kill_after_checkpoints)
+        command = [sys.executable, "-c", _KILLED_ETK, *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+class AlgorithmContract(ComponentContract):
+    """An algorithm trains through the engine on tiny data, and: a run SIGKILLed after a checkpoint and resumed
+    ends with the uninterrupted run's weights and metrics; `--strategy ddp --nproc 2` trains or is refused in
+    one line before a run folder exists; its metrics.jsonl rows are in the documented format
+    (docs/metrics.md). Set `data` (role -> source), `app` and `algo_sets` (extra `--set`s) for your algorithm."""
+
+    kind = "algorithms"
+    app: ClassVar[str] = "text_classify"
+    data: ClassVar[dict[str, str]] = {"train": "synthetic_sentiment:train", "dev": "synthetic_sentiment:dev"}
+    algo_sets: ClassVar[list[str]] = []
+    #: Checkpoints written before the kill (the run checkpoints every 3 steps of 12).
+    kill_after_checkpoints: ClassVar[int] = 2
+
+    def train_args(self, output: Path, *extra: str) -> list[str]:
+        sets = ["train.max_steps=12", "train.batch_size=8", "train.max_length=32", "train.eval_every=4",
+                "train.checkpoint_every=3", "train.log_every=2", "train.lr=1e-3", "train.threads=1",
+                "data.max_rows=96", *self.algo_sets]
+        return ["train", "--app", self.app, "--algo", self.component_name, "--model", "bert-tiny",
+                *[item for role, source in self.data.items() for item in ("--data", f"{role}={source}")],
+                *[item for value in sets for item in ("--set", value)], "--no-export", "--json",
+                "--output", str(output), *extra]
+
+    def _uninterrupted(self, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+        import json
+
+        out = tmp_path / "full"
+        done = etk_process(self.train_args(out))
+        assert done.returncode == 0, done.stderr[-3000:]
+        return out, json.loads(done.stdout.strip().splitlines()[-1])
+
+    def test_killed_and_resumed_run_ends_like_the_uninterrupted_one(self, tmp_path: Path) -> None:
+        import json
+        import math
+
+        full, figures = self._uninterrupted(tmp_path)
+        killed = tmp_path / "killed"
+        victim = etk_process(self.train_args(killed), kill_after_checkpoints=self.kill_after_checkpoints)
+        assert victim.returncode == -signal.SIGKILL, f"the run was not killed: {victim.stderr[-2000:]}"
+        resumed = etk_process(self.train_args(killed, "--resume"))
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        again = json.loads(resumed.stdout.strip().splitlines()[-1])
+        for key, value in figures.items():
+            if key.startswith(("dev_", "test_")) or key == "steps":
+                assert math.isclose(again[key], value, rel_tol=1e-6, abs_tol=1e-9), (key, value, again[key])
+        assert [(r["stage"], r["step"]) for r in metrics_log(killed, None)] == \
+            [(r["stage"], r["step"]) for r in metrics_log(full, None)]
+        expected, got = artifact_weights(full), artifact_weights(killed)
+        assert expected.keys() == got.keys()
+        for key, value in expected.items():
+            assert (got[key].double() - value.double()).abs().max() <= 1e-6, key
+
+    def test_ddp_trains_or_is_refused_before_anything_is_written(self, tmp_path: Path) -> None:
+        out = tmp_path / "ddp"
+        done = etk_process(self.train_args(out, "--strategy", "ddp", "--nproc", "2"))
+        allowed = self.component().strategies
+        if allowed is None or "ddp" in allowed:
+            assert done.returncode == 0, done.stderr[-3000:]
+            assert (out / "model" / "model.safetensors").is_file()
+            assert metrics_log(out) and all("split" in row for row in metrics_log(out))
+        else:
+            assert done.returncode == 2, done.stderr[-3000:]
+            errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+            assert len(errors) == 1 and "ddp" in errors[0], done.stderr[-2000:]
+            assert not out.exists()
+
+    def test_metrics_rows_follow_the_documented_format(self, tmp_path: Path) -> None:
+        from etk_core.registry import get_component
+
+        full, _ = self._uninterrupted(tmp_path)
+        rows = metrics_log(full, None)
+        stages = [row["stage"] for row in rows]
+        assert all(row["kind"] in ("train", "eval", "trial", "selection") for row in rows), rows[:3]
+        train, evals = metrics_log(full, "train"), metrics_log(full)
+        assert train and evals
+        for row in train:
+            assert {"stage", "step", "epoch", "loss", "lr", "samples_per_s"} <= row.keys(), row
+            assert all(isinstance(row[key], int | float) for key in row if key.startswith(("loss", "lr")))
+        main_metric = get_component("apps", self.app).main_metric
+        for row in evals:
+            assert {"stage", "step", "epoch", "train_loss", "split", main_metric} <= row.keys(), row
+        assert stages == sorted(stages, key=stages.index)  # stages follow each other, never interleave

@@ -92,9 +92,9 @@ class RuderPlank(InstanceTransfer):
         if self.engine.is_main_process:
             with open(run.dir / "metrics.jsonl", "a", encoding="utf-8") as log:
                 for trial, (_, trial_value) in enumerate(history, start=1):
-                    log.write(json.dumps({"kind": "trial", "stage": "select", "trial": trial,
+                    log.write(json.dumps({"kind": "trial", "stage": "select", "step": 0, "trial": trial,
                                           f"probe_dev_{app.main_metric}": round(trial_value, 5)}) + "\n")
-                log.write(json.dumps({"kind": "selection", "stage": "select", "best_trial_value": value,
+                log.write(json.dumps({"kind": "selection", "stage": "select", "step": 0, "best_trial_value": value,
                                       "weights": dict(zip(self.feature_names, map(float, best)))}) + "\n")
         self.scores = phi @ best
         self.selected = [int(i) for i in np.argsort(-self.scores, kind="stable")[: self.size]]
