@@ -140,7 +140,10 @@ def train_here(config: dict[str, Any], resume: bool = False, reporter: Any = Non
         start(run)
     run.strategy.barrier()
     run.reporter = reporter if main else None
-    metrics = run_algorithm(run)
+    try:
+        metrics = run_algorithm(run)
+    finally:
+        _leave_process_group()
     artifact = run.dir / "model"
     if main and config["export"] and artifact.is_dir():
         metrics.update(export_artifact(run, artifact))
@@ -148,6 +151,19 @@ def train_here(config: dict[str, Any], resume: bool = False, reporter: Any = Non
         return RunResult({}, run.dir, None, run.config)
     atomic_write_text(run.dir / SUMMARY_FILE, json.dumps(metrics, indent=1))
     return RunResult(metrics, run.dir, artifact if artifact.is_dir() else None, run.config)
+
+
+def _leave_process_group() -> None:
+    """End this worker's part in the process group (left to interpreter shutdown, gloo's threads can abort
+    the process after a successful run)."""
+    import sys
+
+    if "torch.distributed" not in sys.modules:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def run_algorithm(run: Any) -> dict[str, Any]:

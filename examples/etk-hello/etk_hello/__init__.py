@@ -1,7 +1,8 @@
-"""An example etk plugin, written as a third party would: one reader and one command.
+"""An example etk plugin, written as a third party would: one reader, one algorithm and one command.
 
 Install it with `pip install -e examples/etk-hello`; it then shows in `etk plugins`, `etk list readers`
-reads `*.lines` files (one text per line), and `etk hello` greets.
+reads `*.lines` files (one text per line), `etk list algos` has `hello_weighted` (two streams and an extra
+module on the training engine, `etk_hello/algorithm.py`), and `etk hello` greets.
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ class LinesReader(Reader):
 @hookimpl
 def etk_register_readers() -> list[type[Any]]:
     return [LinesReader]
+
+
+@hookimpl
+def etk_register_algorithms() -> list[type[Any]]:
+    from etk_hello.algorithm import UncertaintyWeighted
+
+    return [UncertaintyWeighted]
 
 
 @hookimpl
