@@ -180,6 +180,17 @@ class Strategy(Component, ABC):
         """Refuse, before the run folder is written, a model this strategy cannot train (a ConfigError)."""
         return None
 
+    #: Whether this strategy's engine runs an algorithm's own step (several streams, extra modules).
+    own_steps: ClassVar[bool] = True
+
+    def check_algorithm(self, algorithm: type[Algorithm]) -> None:
+        """Refuse, before anything is written, an algorithm this strategy cannot run (a ConfigError)."""
+        if algorithm.own_step and not self.own_steps:
+            from etk_core.errors import ConfigError
+
+            raise ConfigError(f"--strategy {self.name} trains an app model's own loss only; algorithm "
+                              f"{algorithm.name!r} has its own step: use --strategy single or ddp")
+
     def processes(self) -> int:
         """How many worker processes the run needs (more than one: etk launches them)."""
         return 1
@@ -209,6 +220,8 @@ class Algorithm(Component, ABC):
     #: Apps the algorithm can train (None: any app whose model returns `logits` and `loss`, checked by
     #: `check_app`).
     apps: ClassVar[tuple[str, ...] | None] = None
+    #: Whether a stage of the algorithm has its own step function (strategies check what they can run).
+    own_step: ClassVar[bool] = False
 
     @classmethod
     def check_app(cls, app_cls: type[App], app_options: dict[str, Any]) -> None:

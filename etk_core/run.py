@@ -142,6 +142,7 @@ def check_run(config: dict[str, Any], resume: bool = False) -> tuple[Any, Any, A
     if allowed is not None and strategy_cls.name not in allowed:
         raise ConfigError(f"algorithm {algorithm_cls.name!r} runs with --strategy {' or '.join(allowed)}, "
                           f"not {strategy_cls.name!r}")
+    strategy_cls(config["strategy"], config["train"]).check_algorithm(algorithm_cls)
     if resume and not strategy_cls.resumable:
         raise ConfigError(f"--strategy {strategy_cls.name} runs cannot be resumed; start a new run without "
                           f"--resume (another --output)")

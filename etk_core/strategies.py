@@ -68,6 +68,16 @@ class DataParallel(Strategy):
     def processes(self) -> int:
         return int(self.options.get("nproc", 2))
 
+    def check_algorithm(self, algorithm: type[Any]) -> None:
+        super().check_algorithm(algorithm)
+        if algorithm.own_step and self.options.get("comm_hook", "none") != "none":
+            raise ConfigError(f"strategy.comm_hook applies to DDP's own all-reduce; algorithm {algorithm.name!r} "
+                              f"has its own step, whose gradients etk all-reduces uncompressed: drop "
+                              f"--set strategy.comm_hook={self.options['comm_hook']}")
+        if algorithm.own_step and self.options.get("compile"):
+            raise ConfigError(f"strategy.compile compiles DDP's wrapped model; algorithm {algorithm.name!r} has its "
+                              f"own step: drop --set strategy.compile=true")
+
     def is_main_process(self) -> bool:
         return os.environ.get("RANK", "0") == "0"
 
@@ -98,6 +108,7 @@ class Megatron(Strategy):
 
     name = "megatron"
     description = "megatron-core tensor (tp) x pipeline (pp) parallel, data parallel over the remaining processes"
+    own_steps = False  # the pipeline schedule runs the app model's own loss over microbatches
     options = {
         "tp": Option(int, 1, "tensor-parallel size: each layer's heads and feed-forward split over tp processes"),
         "pp": Option(int, 1, "pipeline-parallel size: the encoder layers split into pp stages"),

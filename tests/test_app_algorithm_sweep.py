@@ -58,3 +58,16 @@ def test_app_algorithm_trains_or_is_refused_cleanly(tmp_path, app, algo):
         assert len(errors) == 1 and errors[0].startswith("error: "), result.stderr
         assert "Traceback" not in result.output
         assert not out.exists(), f"{app} x {algo} was refused after writing {sorted(out.iterdir())}"
+
+
+@pytest.mark.parametrize("args", [["--strategy", "megatron", "--set", "strategy.tp=2"],
+                                  ["--strategy", "ddp", "--set", "strategy.comm_hook=fp16"],
+                                  ["--strategy", "ddp", "--set", "strategy.compile=true"]])
+def test_what_a_strategy_cannot_run_is_refused_before_anything_is_written(tmp_path, args):
+    out = tmp_path / "run"
+    result = run_cli(["train", "--app", "text_classify", "--algo", "mgtl", "--model", "bert-tiny",
+                      "--data", "target=synthetic_sentiment:train", "--data", "source=synthetic_domains:train",
+                      "--data", "dev=synthetic_sentiment:dev", "--output", str(out), *args])
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.stderr and ("single or ddp" in result.stderr or "own step" in result.stderr)
+    assert not out.exists()

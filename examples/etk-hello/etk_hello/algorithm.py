@@ -24,6 +24,7 @@ class UncertaintyWeighted(Algorithm):
     description = "example: target + source streams, losses weighted by learnt uncertainties"
     roles = ("target", "source")
     optional_roles = ("dev", "test")
+    own_step = True
     options = {"weight_lr": Option(float, 0.05, "learning rate of the log-variances")}
 
     def stage(self, run: Any, name: str) -> Stage:

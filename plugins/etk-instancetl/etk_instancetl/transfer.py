@@ -47,6 +47,7 @@ class InstanceTransfer(Algorithm):
     # averaged over the replicas (one selector); megatron runs only an app model's own loss
     strategies: ClassVar[tuple[str, ...] | None] = ("single", "ddp")
     apps: ClassVar[tuple[str, ...] | None] = ("text_classify", "text_match")  # models with a `head` over logits
+    own_step: ClassVar[bool] = True
     #: Whether source examples get their own output layer (False: one head for both domains).
     source_head: ClassVar[bool] = True
     #: Which losses a step uses.
