@@ -16,7 +16,7 @@ import torch.distributed as dist
 from etk_core.errors import ConfigError
 from etk_core.megatron import backend
 from etk_core.megatron.parallel_bert import build_stage, local_full_state
-from etk_core.training.checkpoint import load_checkpoint, save_checkpoint
+from etk_core.training.checkpoint import load_checkpoint, restore_rng, save_checkpoint
 from etk_core.training.engine import TrainEngine
 
 
@@ -157,6 +157,10 @@ class MegatronEngine(TrainEngine):
 
     def load_checkpoint(self, path: Path, optimizer: Any, scheduler: Any, **extras: Any) -> dict[str, Any]:
         return load_checkpoint(path, self.stage, optimizer, scheduler, shard=f"rank{dist.get_rank()}", **extras)
+
+    def restore_rng(self, path: Path) -> None:
+        restore_rng(path, shard=f"rank{dist.get_rank()}")
+        restore_rng(path)  # (a stage that trained nothing left the main process's only)
 
     def share(self, value: Any) -> Any:
         box = [value]

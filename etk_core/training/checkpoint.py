@@ -99,8 +99,9 @@ def save_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any, st
 
 
 def save_marker(folder: Path, state: dict[str, Any], algorithm_state: dict[str, Any], name: str) -> Path:
-    """A checkpoint of a stage that trains nothing (it computed a selection, scores): the loop state and the
-    algorithm's state only, published like any checkpoint."""
+    """A checkpoint of a stage that trains nothing (it computed a selection, scores): the loop state, the
+    algorithm's state and the main process's RNG (the replicas' agree before training), published like any
+    checkpoint."""
     import torch
 
     tmp = folder / f".{name}.tmp"
@@ -108,7 +109,8 @@ def save_marker(folder: Path, state: dict[str, Any], algorithm_state: dict[str, 
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     torch.save(algorithm_state, tmp / ALGORITHM_FILE)
-    _fsync([tmp / ALGORITHM_FILE])
+    torch.save({"rng": rng_state()}, tmp / "training.pt")  # the next stage starts from these draws
+    _fsync([tmp / ALGORITHM_FILE, tmp / "training.pt"])
     return _publish(folder, tmp, name, state)
 
 
@@ -147,6 +149,17 @@ def load_algorithm_state(path: Path) -> dict[str, Any]:
 
     file = path / ALGORITHM_FILE
     return torch.load(file, weights_only=True) if file.is_file() else {}
+
+
+def restore_rng(path: Path, shard: str | None = None, rng_index: int = 0) -> None:
+    """Set this process's RNG to what a checkpoint saved (of `shard`; of process `rng_index` where one process
+    saved them all): a stage that starts after a finished one draws as it would have without a resume."""
+    import torch
+
+    file = path / f"training{'-' + shard if shard else ''}.pt"
+    if file.is_file():
+        rng = torch.load(file, weights_only=True)["rng"]
+        _set_rng_state(rng[rng_index] if isinstance(rng, list) else rng)
 
 
 def read_state(path: Path) -> dict[str, Any]:

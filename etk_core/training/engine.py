@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from etk_core.training.checkpoint import load_checkpoint, rng_state, save_checkpoint
+from etk_core.training.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
 
 #: Runs an algorithm's step on the model being trained: (weighted total loss, named losses).
 LossFunction = Callable[[Any], tuple[Any, dict[str, Any]]]
@@ -79,6 +79,10 @@ class TrainEngine(ABC):
     def load_checkpoint(self, path: Path, optimizer: Any, scheduler: Any, **extras: Any) -> dict[str, Any]:
         """Restore this process's training state from a checkpoint; return the loop state."""
         return load_checkpoint(path, self.training_module(), optimizer, scheduler, **extras)
+
+    def restore_rng(self, path: Path) -> None:
+        """Set this process's RNG from a checkpoint (the start of a stage after a finished one)."""
+        restore_rng(path, rng_index=self.data_rank)
 
     def share(self, value: Any) -> Any:
         """`value` as the main process has it, on every process (for decisions all must agree on)."""

@@ -53,6 +53,8 @@ def train_stages(run: Any, algorithm: Any) -> dict[str, LoopResult]:
         algorithm.load_state_dict(load_algorithm_state(found))
         index = names.index(saved.get("stage", names[0]))
         start, resume_from = (index + 1, None) if saved.get("done") else (index, found)
+        if saved.get("done"):
+            engine.restore_rng(found)
         if engine.is_main_process:
             _truncate_log(run.dir, names, start, saved["step"] if resume_from else None)
     elif run.resume and engine.is_main_process:
