@@ -53,6 +53,11 @@ class TrainEngine(ABC):
         """`tensor` averaged over the data-parallel replicas (for statistics every replica must share)."""
         return tensor
 
+    def broadcast_module(self, module: Any) -> Any:
+        """Give every replica the main process's weights of `module` (one made outside the model, e.g. a
+        selector built lazily, whose random initialisation differs between replicas); returns it."""
+        return module
+
     def finish_gradients(self) -> None:
         """Complete the gradients before the optimiser step (e.g. reduce them over replicas)."""
         return None
@@ -158,6 +163,14 @@ class AccelerateEngine(TrainEngine):
         if self.data_world == 1:
             return tensor
         return self.accelerator.reduce(tensor.clone(), reduction="mean")
+
+    def broadcast_module(self, module: Any) -> Any:
+        if self.data_world > 1:
+            import torch.distributed as dist
+
+            for tensor in [*module.parameters(), *module.buffers()]:
+                dist.broadcast(tensor.data, src=0)
+        return module
 
     def clip_grad_norm(self, max_norm: float) -> None:
         self.accelerator.clip_grad_norm_(self.model.parameters(), max_norm)

@@ -42,9 +42,9 @@ class ReinforcedSelection(InstanceTransfer):
     def _new_selector(self, state_size: int) -> Any:
         from etk_instancetl.selector import ActorCritic
 
-        return ActorCritic(state_size, self.opts["selector_hidden"], self.opts["selector_lr"],
-                           self.opts["initial_keep"], self.opts["entropy_weight"], mean=self.engine.mean,
-                           sync=self.engine.sync_gradients)
+        return self.engine.broadcast_module(ActorCritic(
+            state_size, self.opts["selector_hidden"], self.opts["selector_lr"], self.opts["initial_keep"],
+            self.opts["entropy_weight"], mean=self.engine.mean, sync=self.engine.sync_gradients))
 
     def selection_state(self) -> dict[str, Any]:
         return {"selector": self.selector.state() if self.selector is not None else None,
@@ -165,8 +165,9 @@ class Mgtl(ReinforcedSelection):
         source_h = source["features"].detach().float().cpu()
         target_h = target["features"].detach().float().cpu()
         if self.discriminator is None:
-            self.discriminator = Discriminator(source_h.shape[-1], self.opts["selector_hidden"],
-                                               self.opts["discriminator_lr"], sync=self.engine.sync_gradients)
+            self.discriminator = self.engine.broadcast_module(Discriminator(
+                source_h.shape[-1], self.opts["selector_hidden"], self.opts["discriminator_lr"],
+                sync=self.engine.sync_gradients))
         import torch
 
         kept = actions.bool()
