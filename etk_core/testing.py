@@ -618,6 +618,10 @@ def etk_process(args: Sequence[str], kill_after_checkpoints: int | None = None,
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+#: Uninterrupted contract runs, by contract class (each is trained once per session).
+_UNINTERRUPTED: dict[tuple[str, str], tuple[Path, dict[str, Any]]] = {}
+
+
 class AlgorithmContract(ComponentContract):
     """An algorithm trains through the engine on tiny data, and: a run SIGKILLed after a checkpoint and resumed
     ends with the uninterrupted run's weights and metrics; `--strategy ddp --nproc 2` trains or is refused in
@@ -640,19 +644,24 @@ class AlgorithmContract(ComponentContract):
                 *[item for value in sets for item in ("--set", value)], "--no-export", "--json",
                 "--output", str(output), *extra]
 
-    def _uninterrupted(self, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    def _uninterrupted(self, tmp_path_factory: Any) -> tuple[Path, dict[str, Any]]:
+        """The run without interruption (trained once per contract class and session)."""
         import json
 
-        out = tmp_path / "full"
-        done = etk_process(self.train_args(out))
-        assert done.returncode == 0, done.stderr[-3000:]
-        return out, json.loads(done.stdout.strip().splitlines()[-1])
+        key = (type(self).__module__, type(self).__qualname__)
+        if key not in _UNINTERRUPTED:
+            out = tmp_path_factory.mktemp("uninterrupted") / "full"
+            done = etk_process(self.train_args(out))
+            assert done.returncode == 0, done.stderr[-3000:]
+            _UNINTERRUPTED[key] = (out, json.loads(done.stdout.strip().splitlines()[-1]))
+        return _UNINTERRUPTED[key]
 
-    def test_killed_and_resumed_run_ends_like_the_uninterrupted_one(self, tmp_path: Path) -> None:
+    def test_killed_and_resumed_run_ends_like_the_uninterrupted_one(self, tmp_path: Path,
+                                                                    tmp_path_factory: Any) -> None:
         import json
         import math
 
-        full, figures = self._uninterrupted(tmp_path)
+        full, figures = self._uninterrupted(tmp_path_factory)
         killed = tmp_path / "killed"
         victim = etk_process(self.train_args(killed), kill_after_checkpoints=self.kill_after_checkpoints)
         assert victim.returncode == -signal.SIGKILL, f"the run was not killed: {victim.stderr[-2000:]}"
@@ -683,10 +692,10 @@ class AlgorithmContract(ComponentContract):
             assert len(errors) == 1 and "ddp" in errors[0], done.stderr[-2000:]
             assert not out.exists()
 
-    def test_metrics_rows_follow_the_documented_format(self, tmp_path: Path) -> None:
+    def test_metrics_rows_follow_the_documented_format(self, tmp_path_factory: Any) -> None:
         from etk_core.registry import get_component
 
-        full, _ = self._uninterrupted(tmp_path)
+        full, _ = self._uninterrupted(tmp_path_factory)
         rows = metrics_log(full, None)
         stages = [row["stage"] for row in rows]
         assert all(row["kind"] in ("train", "eval", "trial", "selection") for row in rows), rows[:3]

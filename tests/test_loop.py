@@ -62,3 +62,20 @@ def test_no_dev_saves_the_last_model(tmp_path):
     start(run)
     result = run.fit(run.build_model())
     assert result.steps == 3 and (run.dir / "model" / "etk.json").is_file()
+
+
+def test_per_domain_dev_metrics_where_dev_has_domains(tmp_path):
+    config = resolve(flags={"model.name": "bert-tiny", "output": str(tmp_path / "run"),
+                            "data.sources": {"train": "synthetic_domains:train", "dev": "synthetic_domains:dev"}},
+                     sets=["train.max_steps=4", "train.batch_size=16", "train.max_length=32", "train.threads=1"])
+    run = prepare(config)
+    start(run)
+    from etk_core.api import run_algorithm
+
+    run_algorithm(run)
+    row = _log(run)[-1]
+    domains = sorted({record["domain"] for record in run.records["dev"]})
+    assert len(domains) == 4 and all(f"{d}/accuracy" in row for d in domains), row
+    sizes = {d: sum(r["domain"] == d for r in run.records["dev"]) for d in domains}
+    pooled = sum(row[f"{d}/accuracy"] * sizes[d] for d in domains) / sum(sizes.values())
+    assert pooled == pytest.approx(row["accuracy"])
