@@ -138,6 +138,7 @@ def test_models_megatron_cannot_cut_are_refused_before_the_run_folder(tmp_path, 
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.count(message) == 1, result.stderr  # every worker fails alike: said once
+    assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1, result.stderr
     assert not out.exists()
 
 

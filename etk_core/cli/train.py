@@ -40,7 +40,7 @@ def train(app: str | None, algo: str | None, model: str | None, data: tuple[str,
           as_json: bool) -> None:
     """Train a model; writes a run folder with metrics, checkpoints and the model artifact."""
     from etk_core import config as config_mod
-    from etk_core.api import execute
+    from etk_core.api import WorkersFailed, execute
     from etk_core.launch import Nodes
 
     flags = {"app.name": app, "algo.name": algo, "model.name": model, "strategy.name": strategy,
@@ -48,9 +48,12 @@ def train(app: str | None, algo: str | None, model: str | None, data: tuple[str,
              "export": False if no_export else None, "strategy.nproc": nproc}
     config = config_mod.resolve(config_file, flags, sets)
     verbose = bool((click.get_current_context().obj or {}).get("verbose"))
-    with _progress() as reporter:
-        result = execute(config, resume=resume, reporter=reporter,
-                         nodes=Nodes(nnodes, node_rank, master_addr, master_port), verbose=verbose)
+    try:
+        with _progress() as reporter:
+            result = execute(config, resume=resume, reporter=reporter,
+                             nodes=Nodes(nnodes, node_rank, master_addr, master_port), verbose=verbose)
+    except WorkersFailed as failed:  # the failing worker printed its own one-line error
+        raise SystemExit(failed.exit_code) from None
     if not result.metrics:  # a worker other than the main one, or another node: the main process reports
         return
     if as_json:

@@ -94,8 +94,8 @@ class Stage:
     `loss` (every strategy can run that, megatron's pipelines included). `budget` names the stream whose
     passes are the stage's epochs (default: the first). `eval_model` gives the model to evaluate and save
     (default: `model`); `evaluate` replaces the app's dev metrics (returns metrics with the app's main metric).
-    `steps=0` with `run_once` is a stage that computes something once (a selection, scores) and records it in
-    the algorithm's state."""
+    A stage with `run_once` (and no streams) computes something once instead of training (a selection,
+    scores) and keeps it in the algorithm's state."""
 
     name: str = "train"
     model: Any = None
