@@ -75,9 +75,11 @@ class StepContext:
     mean: Callable[[Any], Any] = lambda tensor: tensor  # average a tensor over the data-parallel replicas
     figures: dict[str, float] = field(default_factory=dict)
 
-    def log(self, **figures: float) -> None:
-        """Record figures of this step for `metrics.jsonl` (e.g. the share of source kept)."""
-        self.figures.update({key: float(value) for key, value in figures.items()})
+    def log(self, **figures: Any) -> None:
+        """Record figures of this step for `metrics.jsonl` (numbers or one-element tensors, e.g. the share of
+        source kept)."""
+        self.figures.update({key: float(value.detach()) if hasattr(value, "detach") else float(value)
+                             for key, value in figures.items()})
 
 
 #: One batch per stream in, named losses out (their weighted sum is optimised; each is logged).

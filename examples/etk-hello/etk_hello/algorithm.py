@@ -38,7 +38,7 @@ class UncertaintyWeighted(Algorithm):
                 loss = context.model(**batches[stream].tensors)["loss"]
                 s = context.modules["log_variance"][stream]
                 losses[stream] = torch.exp(-s) * loss + s
-                context.log(**{f"weight_{stream}": float(torch.exp(-s)), f"raw_loss_{stream}": float(loss)})
+                context.log(**{f"weight_{stream}": torch.exp(-s), f"raw_loss_{stream}": loss})
             return losses
 
         return Stage(name=name, model=run.build_model(),
