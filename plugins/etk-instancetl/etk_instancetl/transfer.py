@@ -1,6 +1,7 @@
-"""The shared transfer base: one shared encoder (any app model) with a target and a source head, target and
-source batches interleaved, target batches never filtered, a fixed target-dev sample for rewards, and the
-log of what was selected. The algorithms differ only in how they choose source examples (`select`)."""
+"""The shared transfer base, a stage of the core's training engine: one shared encoder (any app model) with a
+target and a source head, a `target` and a `source` stream (target batches never filtered), a step returning
+the two losses, a fixed target-dev sample for rewards, and the log of what was selected. The algorithms
+differ only in how they choose source examples (`select`) and what they keep for `--resume`."""
 
 from __future__ import annotations
 
