@@ -27,3 +27,10 @@ class DuplicateComponentError(EtkError):
 
 class ArtifactError(EtkError):
     """A run folder or model artifact that is missing or incomplete."""
+
+
+class DamagedFileError(EtkError):
+    """A file etk wrote earlier (checkpoint, artifact, record) that is truncated, garbled or fails its digest:
+    the input is not the user's typing but what is on disk, so it has its own exit code."""
+
+    exit_code = 3
