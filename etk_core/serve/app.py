@@ -1,4 +1,5 @@
-"""The FastAPI app around one `Predictor`: /v1/predict, /v1/model, /healthz, /readyz, /metrics.
+"""The FastAPI app around one `Predictor`: /v1/predict, /v1/model, /healthz, /readyz, /metrics (and /docs,
+/redoc with `--docs`).
 
 FastAPI is imported at module level here (endpoint annotations are resolved from this module's globals);
 only `etk serve` imports this module.
@@ -6,7 +7,7 @@ only `etk serve` imports this module.
 
 from __future__ import annotations
 
-import json
+import asyncio
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -15,17 +16,24 @@ from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
 from etk_core.serve.schemas import ErrorBody
-from etk_core.serve.settings import ServeSettings, resolve_threads
+from etk_core.serve.settings import ServeSettings, host_allow_list, resolve_threads
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "Body is not valid JSON."},
+    400: {"model": ErrorBody, "description": "Body is not UTF-8 JSON, nests too deep, has NaN or duplicate keys."},
     401: {"model": ErrorBody, "description": "Missing or wrong API key (when the server has one)."},
+    408: {"model": ErrorBody, "description": "Body not received within --read-timeout."},
     413: {"model": ErrorBody, "description": "Body over --max-body-bytes."},
+    415: {"model": ErrorBody, "description": "Content-Type is not application/json."},
+    421: {"model": ErrorBody, "description": "Host header not in --allowed-hosts."},
     422: {"model": ErrorBody, "description": "Wrong fields or types, empty inputs, over --max-inputs or "
-                                             "--max-text-chars."},
-    503: {"model": ErrorBody, "description": "Queue full: retry after the `Retry-After` seconds."},
-    500: {"model": ErrorBody, "description": "Unexpected server or inference error."},
+                                             "--max-text-chars, a text that is not valid Unicode."},
+    503: {"model": ErrorBody, "description": "Queue full or shutting down: retry after `Retry-After` seconds."},
+    500: {"model": ErrorBody, "description": "Unexpected server or inference error (details in the log)."},
 }
+#: Swagger UI and ReDoc versions `--docs` loads (pinned: a floating CDN tag could change what runs).
+SWAGGER_UI_VERSION = "5.17.14"
+REDOC_VERSION = "2.1.5"
+CDN = "https://cdn.jsdelivr.net/npm"
 
 
 def load_predictor(settings: ServeSettings) -> Any:
@@ -104,6 +112,29 @@ def _request_schema(app: Any) -> None:
     app.openapi = openapi
 
 
+def _docs_routes(app: Any) -> None:
+    """/docs and /redoc from pinned CDN versions (`--docs`)."""
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+
+    async def swagger() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs",
+                                   swagger_js_url=f"{CDN}/swagger-ui-dist@{SWAGGER_UI_VERSION}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{CDN}/swagger-ui-dist@{SWAGGER_UI_VERSION}/swagger-ui.css")
+
+    async def redoc() -> Response:
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} - ReDoc",
+                              redoc_js_url=f"{CDN}/redoc@{REDOC_VERSION}/bundles/redoc.standalone.js")
+
+    app.add_api_route("/docs", swagger, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/redoc", redoc, methods=["GET"], include_in_schema=False)
+
+
+async def _client_left(receive: Any) -> None:
+    """Returns when the client disconnects (the body is read already; the next message is the disconnect)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 def create_app(settings: ServeSettings, predictor: Any = None) -> FastAPI:
     """The ASGI app. Without `predictor` the model is loaded at startup (in each worker process)."""
     from pydantic import ValidationError
@@ -113,7 +144,13 @@ def create_app(settings: ServeSettings, predictor: Any = None) -> FastAPI:
     from etk_core.serve import schemas
     from etk_core.serve.batcher import Batcher, InferenceError, QueueFull, ShuttingDown
     from etk_core.serve.metrics import Metrics
-    from etk_core.serve.middleware import ApiKeyMiddleware, BodyLimitMiddleware, MetricsMiddleware
+    from etk_core.serve.middleware import (
+        CLIENT_GONE,
+        ApiKeyMiddleware,
+        BodyMiddleware,
+        HostMiddleware,
+        MetricsMiddleware,
+    )
     from etk_core.serve.responses import error_response, install_error_handlers, validation_message
 
     metrics = Metrics()
@@ -121,8 +158,6 @@ def create_app(settings: ServeSettings, predictor: Any = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202 - FastAPI's lifespan protocol
-        import asyncio
-
         if state["predictor"] is None:
             state["predictor"] = await asyncio.to_thread(load_predictor, settings)
         batcher = Batcher(make_infer(state["predictor"]), settings.max_batch, settings.queue_size,
@@ -135,23 +170,22 @@ def create_app(settings: ServeSettings, predictor: Any = None) -> FastAPI:
             await batcher.stop(settings.graceful_timeout)
             metrics.process_exited()
 
-    app = FastAPI(title="etk serve", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="etk serve", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Predictions of one etk model artifact. Errors are `{\"error\": \"...\"}`.")
 
     install_error_handlers(app)
+    if settings.docs:
+        _docs_routes(app)
 
     @app.post("/v1/predict", response_model=schemas.PredictResponse, responses=ERROR_RESPONSES,
               summary="Predict for a list of texts", openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}}})
     async def predict(request: Request) -> Response:
         """One prediction per input, in order; exactly what `etk predict` gives for the same texts."""
-        body = await request.body()
-        if not body.strip():
-            return error_response(400, 'request body is empty; send JSON {"inputs": ["a text", ...]}')
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return error_response(400, f'request body is not valid JSON ({exc}); send {{"inputs": ["a text", ...]}}')
+            data = schemas.parse_json(await request.body())  # read in full by BodyMiddleware
+        except schemas.BodyError as exc:
+            return error_response(400, str(exc))
         try:
             parsed = schemas.PredictRequest.model_validate(data)
         except ValidationError as exc:
@@ -165,18 +199,33 @@ def create_app(settings: ServeSettings, predictor: Any = None) -> FastAPI:
                                   {"Retry-After": "1"})
         records = schemas.records(parsed)
         app_ = state["predictor"].app
+        left = asyncio.create_task(_client_left(request.receive))
+        future: asyncio.Future | None = None
         try:
-            features = app_.encode_all(records, with_label=False)
+            # tokenising in a thread keeps the event loop (and /healthz) answering under load
+            features = await asyncio.to_thread(app_.encode_all, records, with_label=False)
+            if left.done():
+                return Response(status_code=CLIENT_GONE)  # nobody to answer: do not compute it
+            future = batcher.submit(features, records)
+            await asyncio.wait({future, left}, return_when=asyncio.FIRST_COMPLETED)
+            if not future.done():
+                future.cancel()  # the batcher skips cancelled requests
+                return Response(status_code=CLIENT_GONE)
+            predictions = future.result()
         except EtkError as exc:
             return error_response(422, str(exc))
-        try:
-            predictions = await batcher.predict(features, records)
-        except QueueFull as exc:
-            return error_response(503, str(exc), {"Retry-After": "1"})
-        except ShuttingDown as exc:
+        except (QueueFull, ShuttingDown) as exc:
             return error_response(503, str(exc), {"Retry-After": "1"})
         except InferenceError as exc:
             return error_response(500, str(exc))
+        except asyncio.CancelledError:  # the graceful shutdown timed out with this request still waiting
+            asyncio.current_task().uncancel()
+            if future is not None:
+                future.cancel()
+            return error_response(503, "server shutting down before this request ran; retry on another "
+                                       "instance or in a few seconds", {"Retry-After": "5", "Connection": "close"})
+        finally:
+            left.cancel()
         return JSONResponse({"predictions": predictions})
 
     @app.get("/v1/model", response_model=schemas.ModelInfo, summary="What is being served")
@@ -204,9 +253,13 @@ def create_app(settings: ServeSettings, predictor: Any = None) -> FastAPI:
         return Response(content, media_type=media_type)
 
     _request_schema(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # added innermost first: metrics -> Host allow-list -> API key -> body -> the app
+    app.add_middleware(BodyMiddleware, max_bytes=settings.max_body_bytes, read_timeout=settings.read_timeout)
     if settings.api_key:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
+    allowed = host_allow_list(settings)
+    if allowed is not None:
+        app.add_middleware(HostMiddleware, allowed=allowed)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.state.etk = state
     app.state.metrics = metrics
@@ -214,5 +267,14 @@ def create_app(settings: ServeSettings, predictor: Any = None) -> FastAPI:
 
 
 def app_from_env() -> FastAPI:
-    """App factory for `--workers N` (uvicorn imports it by name in each worker)."""
-    return create_app(ServeSettings.from_env())
+    """App factory for `--workers N` (uvicorn imports it by name in each worker); the worker stops when its
+    supervisor dies."""
+    import os
+
+    from etk_core.serve.server import exit_with_parent
+    from etk_core.serve.settings import PARENT_ENV
+
+    settings = ServeSettings.from_env()
+    if os.environ.get(PARENT_ENV, "").isdigit():
+        exit_with_parent(int(os.environ[PARENT_ENV]), settings.graceful_timeout)
+    return create_app(settings)

@@ -167,7 +167,9 @@ class Batcher:
             logger.exception("inference failed for a batch of %d inputs", size)
             if self.metrics is not None:
                 self.metrics.errors.labels("inference").inc()
-            self._fail(live, InferenceError(f"inference failed: {type(exc).__name__}: {exc}"))
+            # the client gets a message; the exception (which may quote internals) goes to the log above
+            self._fail(live, InferenceError(f"inference failed for a batch of {size} inputs ({type(exc).__name__}; "
+                                            f"details in the server log)"))
             return
         if self.metrics is not None:
             self.metrics.batch_size.observe(size)

@@ -34,8 +34,9 @@ class Metrics:
         self.batch_size = Histogram("etk_batch_size", "inputs per inference run", buckets=BATCH_BUCKETS, **kw)
         self.inference = Histogram("etk_inference_duration_seconds", "time of one inference run",
                                    buckets=LATENCY_BUCKETS, **kw)
-        self.errors = Counter("etk_errors", "errors by kind: client (4xx), queue_full (503 on /v1/predict), "
-                              "server (other 5xx), inference", ["kind"], **kw)
+        self.errors = Counter("etk_errors", "errors by kind: client (4xx), client_gone (499: left before the "
+                              "answer), queue_full (503 on /v1/predict), server (other 5xx), inference", ["kind"],
+                              **kw)
         gauge_kw = {"multiprocess_mode": "livesum"} if shared else {}
         self.queue_depth = Gauge("etk_queue_depth", "requests waiting for inference", **gauge_kw, **kw)
         self.in_flight = Gauge("etk_requests_in_flight", "HTTP requests being handled", **gauge_kw, **kw)
@@ -45,7 +46,9 @@ class Metrics:
         path = path if path in KNOWN_PATHS else "other"
         self.requests.labels(path, method, str(status)).inc()
         self.latency.labels(path).observe(seconds)
-        if 400 <= status < 500:
+        if status == 499:  # the client left before the answer: neither its error nor ours
+            self.errors.labels("client_gone").inc()
+        elif 400 <= status < 500:
             self.errors.labels("client").inc()
         elif status == 503 and path == "/v1/predict":
             self.errors.labels("queue_full").inc()

@@ -82,7 +82,8 @@ def install_error_handlers(app: Any) -> None:
 
     async def unexpected(request: Any, exc: Exception) -> Any:
         logger.exception("unexpected error on %s", request.url.path)
-        return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
+        return error_response(500, f"internal error on {request.url.path} ({type(exc).__name__}); details in "
+                                   f"the server log")
 
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, request_error)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
@@ -87,16 +89,92 @@ def records(request: PredictRequest) -> list[dict[str, Any]]:
     return out
 
 
+#: Deepest JSON nesting read; a valid body nests 3 deep (`{"inputs": [{"text": ...}]}`).
+MAX_JSON_DEPTH = 16
+_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+class BodyError(ValueError):
+    """The body is not JSON etk reads (400): the message says what and where."""
+
+
+def _depth_over(text: str, limit: int) -> bool:
+    """Whether brackets outside strings nest deeper than `limit` (stops at the first level past it)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    for match in _STRING_OR_BRACKET.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in "]}":
+            depth -= 1
+    return False
+
+
+def _no_constant(name: str) -> Any:
+    raise BodyError(f"{name} is not a JSON number; send finite numbers only")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise BodyError(f"key {key[:40]!r} appears twice in one object; send each field once")
+        out[key] = value
+    return out
+
+
+def parse_json(body: bytes) -> Any:
+    """The body as JSON: UTF-8, nested at most MAX_JSON_DEPTH deep, no NaN/Infinity, no duplicate keys;
+    raises BodyError with a one-line message otherwise."""
+    hint = '; send {"inputs": ["a text", ...]}'
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BodyError(f"request body is not UTF-8 (byte 0x{body[exc.start]:02x} at offset {exc.start})"
+                        f"{hint}") from None
+    if not text.strip():
+        raise BodyError(f"request body is empty{hint}")
+    if _depth_over(text, MAX_JSON_DEPTH):
+        raise BodyError(f"request body nests deeper than {MAX_JSON_DEPTH} levels{hint}")
+    try:
+        return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as exc:
+        raise BodyError(f"request body is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+                        f"{hint}") from None
+    except BodyError as exc:
+        raise BodyError(f"request body: {exc}") from None
+    except (ValueError, RecursionError):  # e.g. an integer over Python's 4300-digit limit
+        raise BodyError(f"request body holds a value JSON readers refuse (a number too long?){hint}") from None
+
+
+def _unencodable(text: str) -> str | None:
+    """Why `text` cannot be encoded as UTF-8 (a lone surrogate from a `\\ud800` escape), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"not valid Unicode: lone surrogate \\u{ord(text[exc.start]):04x} at character {exc.start}"
+    return None
+
+
 def limit_error(request: PredictRequest, max_inputs: int, max_text_chars: int) -> str | None:
-    """Why the request is over a configured limit, or None."""
+    """Why the request is over a configured limit or holds a text that cannot be encoded, or None."""
     if len(request.inputs) > max_inputs:
         return (f"inputs: {len(request.inputs)} inputs, more than the limit of {max_inputs} (--max-inputs); "
                 f"split the request")
     for i, item in enumerate(request.inputs):
         texts = [("text", item)] if isinstance(item, str) else [("text", item.text), ("text_pair", item.text_pair)]
         for field, text in texts:
-            if text is not None and len(text) > max_text_chars:
-                where = f"inputs[{i}]" if isinstance(item, str) else f"inputs[{i}].{field}"
+            if text is None:
+                continue
+            where = f"inputs[{i}]" if isinstance(item, str) else f"inputs[{i}].{field}"
+            if len(text) > max_text_chars:
                 return (f"{where}: {len(text)} characters, more than the limit of {max_text_chars} "
                         f"(--max-text-chars); shorten the text")
+            problem = _unencodable(text)
+            if problem:
+                return f"{where}: {problem}; send UTF-8 text"
     return None

@@ -9,11 +9,13 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from etk_core.errors import EtkError
-from etk_core.serve.settings import SETTINGS_ENV, ServeSettings, resolve_threads
+from etk_core.serve.settings import PARENT_ENV, SETTINGS_ENV, ServeSettings, resolve_threads
 
 APP_FACTORY = "etk_core.serve.app:app_from_env"
 
@@ -61,19 +63,45 @@ def exit_cleanly_on_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def http_protocol() -> dict[str, Any]:
+    """uvicorn's `http` option with a header size limit: our httptools protocol, else h11 with its own limit."""
+    try:
+        from etk_core.serve.protocol import MAX_HEADER_BYTES, LimitedHttpToolsProtocol
+    except ImportError:  # no httptools
+        return {"http": "h11", "h11_max_incomplete_event_size": 64 * 1024}
+    return {"http": LimitedHttpToolsProtocol, "h11_max_incomplete_event_size": MAX_HEADER_BYTES}
+
+
 def uvicorn_options(settings: ServeSettings) -> dict[str, Any]:
     """Options shared by the one-process and the worker set-ups."""
     return {"host": settings.host, "port": settings.port, "lifespan": "on", "access_log": settings.access_log,
             "timeout_graceful_shutdown": settings.graceful_timeout, "server_header": False,
-            "log_level": "info", "timeout_keep_alive": 5}
+            "log_level": "info", "timeout_keep_alive": 5, **http_protocol()}
+
+
+def exit_with_parent(parent: int, grace: float, poll_s: float = 0.5) -> None:
+    """In a worker process: shut down (SIGTERM to itself, then a hard exit after `grace` + 5 s) once the
+    supervisor `parent` is gone, even when it was SIGKILLed and could not stop its workers; otherwise the
+    workers would keep serving and holding the port."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        print(f"etk serve: supervisor {parent} is gone; worker {os.getpid()} stops", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace + 5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="etk-parent-watch", daemon=True).start()
 
 
 def describe(settings: ServeSettings, backend: str) -> str:
     """The start-up line."""
     threads = resolve_threads(settings.threads, settings.workers)
     workers = f"{settings.workers} worker{'s' if settings.workers > 1 else ''} × {threads} thread"
+    docs = ", GET /docs" if settings.docs else ""
     return (f"etk serve: {settings.artifact} ({backend}, {workers}{'s' if threads > 1 else ''}, max batch "
-            f"{settings.max_batch}) on http://{settings.host}:{settings.port}  POST /v1/predict, GET /docs")
+            f"{settings.max_batch}) on http://{settings.host}:{settings.port}  POST /v1/predict{docs}")
 
 
 def serve(settings: ServeSettings) -> None:
@@ -105,6 +133,7 @@ def serve_workers(settings: ServeSettings) -> None:
     backend = check_artifact(settings)
     print(describe(settings, backend), file=sys.stderr, flush=True)
     os.environ[SETTINGS_ENV] = settings.to_env()
+    os.environ[PARENT_ENV] = str(os.getpid())
     own_dir = None
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         own_dir = tempfile.mkdtemp(prefix="etk-serve-metrics-")

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 #: Environment variable that carries the settings to `--workers N` processes (the app factory reads it).
 SETTINGS_ENV = "ETK_SERVE_SETTINGS"
+#: Environment variable with the supervisor's pid, so that `--workers N` processes exit when it dies.
+PARENT_ENV = "ETK_SERVE_PARENT"
 #: Environment variable with the API key when `--api-key` is not given.
 API_KEY_ENV = "ETK_API_KEY"
 
@@ -32,6 +34,9 @@ class ServeSettings:
     api_key: str | None = None
     graceful_timeout: float = 30.0
     access_log: bool = False
+    read_timeout: float = 10.0
+    allowed_hosts: list[str] | None = None
+    docs: bool = False
 
     def to_env(self) -> str:
         """The settings as one JSON string (for `SETTINGS_ENV`)."""
@@ -44,6 +49,23 @@ class ServeSettings:
         if not raw:
             raise RuntimeError(f"{SETTINGS_ENV} is not set; start workers through `etk serve --workers N`")
         return cls(**json.loads(raw))
+
+
+#: Bind addresses that only the local machine can reach.
+LOOPBACK_BINDS = ("127.0.0.1", "localhost", "::1")
+#: Host names a client on the local machine sends for a loopback-bound server.
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def host_allow_list(settings: ServeSettings) -> frozenset[str] | None:
+    """The Host names the server answers (None: any): `--allowed-hosts`, else the loopback names when bound
+    to loopback (so a web page cannot reach a local server through DNS rebinding), else any."""
+    if settings.allowed_hosts:
+        names = {name.strip().lower() for name in settings.allowed_hosts if name.strip()}
+        return None if "*" in names else frozenset(names)
+    if settings.host in LOOPBACK_BINDS or settings.host.startswith("127."):
+        return frozenset({*LOOPBACK_NAMES, settings.host})
+    return None
 
 
 def physical_cores() -> int:
