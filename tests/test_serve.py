@@ -92,11 +92,14 @@ def test_predictions_equal_the_python_api(server: Server, run_dir: Path) -> None
     response = httpx.post(server.url + "/v1/predict", json={"inputs": inputs})
     assert response.status_code == 200, response.text
     assert_same_predictions(response.json()["predictions"], expected(run_dir, inputs))
-    # any content type is read as JSON (curl -d sends form-encoded)
-    plain = httpx.post(server.url + "/v1/predict", content=json.dumps({"inputs": TEXTS[:1]}),
-                       headers={"content-type": "application/x-www-form-urlencoded"})
-    assert plain.status_code == 200
-    assert plain.json()["predictions"][0]["label"] == response.json()["predictions"][0]["label"]
+    # a JSON content type with parameters is JSON; a form-encoded body (curl -d without -H) is refused
+    charset = httpx.post(server.url + "/v1/predict", content=json.dumps({"inputs": TEXTS[:1]}),
+                         headers={"content-type": "application/json; charset=utf-8"})
+    assert charset.status_code == 200
+    assert charset.json()["predictions"][0]["label"] == response.json()["predictions"][0]["label"]
+    form = httpx.post(server.url + "/v1/predict", content=json.dumps({"inputs": TEXTS[:1]}),
+                      headers={"content-type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 415 and "application/json" in form.json()["error"]
 
 
 def test_concurrent_requests_are_batched_and_each_gets_its_own(server: Server, run_dir: Path) -> None:
@@ -147,7 +150,7 @@ def test_streamed_body_over_the_limit_is_413(server: Server) -> None:
             yield b"a" * 1000
         yield b'"]}'
 
-    response = httpx.post(server.url + "/v1/predict", content=chunks())
+    response = httpx.post(server.url + "/v1/predict", content=chunks(), headers={"content-type": "application/json"})
     assert response.status_code == 413 and "--max-body-bytes" in response.json()["error"]
 
 

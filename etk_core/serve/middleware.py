@@ -158,7 +158,8 @@ class BodyMiddleware:
                                  {"Connection": "close"})
                 return
             if int(length) > self.max_bytes:
-                await self._refuse_large(scope, receive, send, self._too_large(length.decode()), int(length))
+                await self._refuse_large(scope, receive, send, self._too_large(length.decode()),
+                                         drain=int(length) <= DRAIN_LIMIT)
                 return
         deadline = asyncio.get_running_loop().time() + self.read_timeout  # for the whole body, not per chunk
         chunks: list[bytes] = []
@@ -177,7 +178,7 @@ class BodyMiddleware:
             received += len(chunk)
             if received > self.max_bytes:
                 await self._refuse_large(scope, receive, send, self._too_large(f"more than {self.max_bytes}"),
-                                         None, received)
+                                         drain=message.get("more_body", False), read=received)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -194,10 +195,10 @@ class BodyMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _refuse_large(self, scope: dict, receive: Any, send: Any, message: str, length: int | None,
+    async def _refuse_large(self, scope: dict, receive: Any, send: Any, message: str, drain: bool,
                             read: int = 0) -> None:
-        """The 413 first, then the rest of the body read and dropped (unless the client waits for a
-        100-continue, or the body is over DRAIN_LIMIT), then the connection closed."""
+        """The 413 first, then (when `drain`) the rest of the body read and dropped, unless the client waits
+        for a 100-continue; then the connection closed."""
         import json
 
         content = json.dumps({"error": message}).encode()
@@ -206,7 +207,7 @@ class BodyMiddleware:
             (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": content, "more_body": True})
         waits_for_continue = (header(scope, b"expect") or b"").lower() == b"100-continue"
-        if not waits_for_continue and (length or read) <= DRAIN_LIMIT:
+        if drain and not waits_for_continue:
             loop = asyncio.get_running_loop()
             try:
                 async with asyncio.timeout_at(loop.time() + self.read_timeout):

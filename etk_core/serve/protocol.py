@@ -1,5 +1,6 @@
 """uvicorn's httptools protocol with a limit on the request line and headers (httptools has none: an 8 MB
-header was read and served). Over the limit the client gets a JSON 431 and the connection is closed."""
+header was read and served), and JSON bodies for the errors the HTTP parser answers itself: over the limit a
+431, a malformed request a 400; the connection is closed after either."""
 
 from __future__ import annotations
 
@@ -40,11 +41,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def send_400_response(self, msg: str) -> None:
-        if not getattr(self, "_headers_too_large", False):
-            super().send_400_response(msg)
-            return
-        body = json.dumps({"error": f"request line and headers over {self.max_header_bytes} bytes; send "
-                                    f"shorter headers"}).encode()
-        self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
-                             b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body)
+        if getattr(self, "_headers_too_large", False):
+            status = b"431 Request Header Fields Too Large"
+            message = f"request line and headers over {self.max_header_bytes} bytes; send shorter headers"
+        else:
+            status = b"400 Bad Request"
+            message = "malformed HTTP request (request line, headers or chunked encoding); send valid HTTP/1.1"
+        body = json.dumps({"error": message}).encode()
+        self.transport.write(b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\ncontent-length: "
+                             + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body)
         self.transport.close()
