@@ -221,7 +221,8 @@ def sweep(name: str, command: list[str], port: int, bodies: list[bytes], counts:
 
 # --- soak --------------------------------------------------------------------------------------------------
 MALFORMED = [b'{"inputs": ["unterminated', b'{"inputs": []}', b'{"inputs": [5]}', b'{"text": "no inputs"}',
-             b'{"inputs": [{"text": "a", "extra": 1}]}', b"", b"[]", b'{"inputs": "not a list"}']
+             b'{"inputs": [{"text": "a", "extra": 1}]}', b"", b"[]", b'{"inputs": "not a list"}',
+             b'{"inputs": ["\\ud800"]}', b"[" * 5000 + b"]" * 5000, b'{"inputs": [NaN]}', b'{"inputs": ["\xff"]}']
 
 
 def same(got: list[dict[str, Any]], want: list[dict[str, Any]], tolerance: float = 1e-3) -> bool:
@@ -247,11 +248,13 @@ async def soak(url: str, texts: list[str], want: dict[str, dict[str, Any]], tota
             chosen = [texts[rng.randrange(len(texts))] for _ in range(2 + i % 2 if i % 4 == 0 else 1)]
             plan.append((i, json.dumps({"inputs": chosen}).encode(), chosen))
     answered: dict[int, int] = {}
+    latencies: list[float] = []
     outcome = {"5xx": 0, "4xx_for_valid": 0, "2xx_for_malformed": 0, "lost": 0, "mismatched": 0}
     queue = iter(plan)
 
     async def client(session: aiohttp.ClientSession) -> None:
         for i, body, chosen in queue:
+            sent = time.perf_counter()
             try:
                 async with session.post(url, data=body, headers={"content-type": "application/json"}) as response:
                     payload = await response.read()
@@ -259,6 +262,7 @@ async def soak(url: str, texts: list[str], want: dict[str, dict[str, Any]], tota
             except (TimeoutError, aiohttp.ClientError):
                 outcome["lost"] += 1
                 continue
+            latencies.append(time.perf_counter() - sent)
             answered[i] = answered.get(i, 0) + 1
             if status >= 500:
                 outcome["5xx"] += 1
@@ -279,6 +283,10 @@ async def soak(url: str, texts: list[str], want: dict[str, dict[str, Any]], tota
     outcome["requests"] = total
     outcome["malformed_sent"] = sum(chosen is None for _, _, chosen in plan)
     outcome["qps"] = round(total / (time.perf_counter() - started), 1)
+    latencies.sort()
+    if latencies:
+        outcome["p50_ms"] = round(1000 * latencies[len(latencies) // 2], 1)
+        outcome["p99_ms"] = round(1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1)
     return outcome
 
 
@@ -343,6 +351,23 @@ def run_offline(artifact: Path, texts: list[str], dev: list[str], repeats: int, 
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def soak_against(artifact: Path, threads: int, texts: list[str], bodies: list[bytes], offline_figures: dict,
+                 total: int) -> dict[str, Any]:
+    """The soak against a fresh `etk serve` on the fp32 graph (answers do not depend on what else is in the
+    batch; int8's dynamic scales do), with the server's own count and RSS."""
+    port = free_port()
+    with server(etk_command(artifact, port, "onnx", threads), port) as process:
+        asyncio.run(load(f"http://127.0.0.1:{port}/v1/predict", bodies, 8, 200))
+        rss_start = rss_mib(process.pid)
+        before = server_count(port)
+        soaked = asyncio.run(soak(f"http://127.0.0.1:{port}/v1/predict", texts, offline_figures.pop("expected"),
+                                  total, 64))
+        soaked["server_counted"] = int(server_count(port) - before)
+        soaked["rss_start_mib"], soaked["rss_end_mib"] = round(rss_start, 1), round(rss_mib(process.pid), 1)
+    print(f"soak       {soaked}", file=sys.stderr, flush=True)
+    return soaked
+
+
 # --- main --------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -350,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--artifact", help="an exported artifact (fp32 and int8) instead of training one")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default 20, quick 4)")
     parser.add_argument("--soak", type=int, default=None, help="soak requests (default 20000, quick 2000)")
+    parser.add_argument("--soak-only", action="store_true", help="only the soak (no throughput sweeps)")
     parser.add_argument("--threads", type=int, default=None,
                         help="intra-op threads of every server and the ceiling (default: physical cores, "
                              "etk serve's default with one worker)")
@@ -394,6 +420,11 @@ def main(argv: list[str] | None = None) -> int:
 
         results: dict[str, Any] = {}
         port = free_port()
+        if args.soak_only:
+            soaked = soak_against(artifact, threads, texts, bodies, offline_figures, soak_total)
+            print(json.dumps({"data": spec, "cores": os.cpu_count(), "threads": threads, "soak": soaked,
+                              "seconds": round(time.perf_counter() - started, 1)}))
+            return 0
         results["etk_fp32"] = sweep("etk fp32", etk_command(artifact, port, "onnx", threads), port, bodies, counts,
                                     max_seconds)
         port = free_port()
@@ -403,16 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         eager = [sys.executable, str(SCRIPT), "--eager-server", str(artifact), str(port), str(threads)]
         results["eager"] = sweep("eager", eager, port, bodies, counts, max_seconds)
 
-        port = free_port()  # fp32: answers do not depend on what else is in the batch (int8's dynamic scales do)
-        with server(etk_command(artifact, port, "onnx", threads), port) as process:
-            asyncio.run(load(f"http://127.0.0.1:{port}/v1/predict", bodies, 8, 200))
-            rss_start = rss_mib(process.pid)
-            before = server_count(port)
-            soaked = asyncio.run(soak(f"http://127.0.0.1:{port}/v1/predict", texts, offline_figures.pop("expected"),
-                                      soak_total, 64))
-            soaked["server_counted"] = int(server_count(port) - before)
-            soaked["rss_start_mib"], soaked["rss_end_mib"] = round(rss_start, 1), round(rss_mib(process.pid), 1)
-        print(f"soak       {soaked}", file=sys.stderr, flush=True)
+        soaked = soak_against(artifact, threads, texts, bodies, offline_figures, soak_total)
     load_end = os.getloadavg()[0]
 
     c32 = {name: figures["c32"]["qps"] for name, figures in results.items()}

@@ -10,6 +10,7 @@ UTF-8, a lying Content-Length, a foreign Host, a body that stops half-way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import socket
@@ -378,3 +379,52 @@ def test_small_soak_has_no_5xx_and_no_lost_request(server: Server) -> None:
     assert outcome["5xx"] == 0 and outcome["lost"] == 0, outcome
     assert outcome["4xx_for_valid"] == 0 and outcome["2xx_for_malformed"] == 0, outcome
     assert outcome["ok"] == sum(valid for _, valid in plan)
+
+
+# --- shutdown and supervisor faults --------------------------------------------------------------------------
+def test_sigterm_with_a_short_graceful_timeout_answers_json_503(run_dir: Path) -> None:
+    """Requests still waiting when the graceful timeout runs out get a JSON 503 with Retry-After, not
+    uvicorn's plain-text 500."""
+    import signal
+
+    async def main(server: Server) -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            tasks = [asyncio.create_task(client.post("/v1/predict", json={"inputs": [f"text {i}"]}))
+                     for i in range(6)]
+            await asyncio.sleep(0.3)  # all in the batching window
+            server.process.send_signal(signal.SIGTERM)
+            return list(await asyncio.gather(*tasks))
+
+    with serving(run_dir, "--batch-window-ms", "1000", "--graceful-timeout", "0.1") as server:
+        responses = asyncio.run(main(server))
+        assert server.process.wait(30) == 0, server.output()
+    assert all(r.status_code in (200, 503) for r in responses), [(r.status_code, r.text) for r in responses]
+    refused = [r for r in responses if r.status_code == 503]
+    assert refused, "every request finished: the graceful timeout did not cut any"
+    for response in refused:
+        assert response.headers["retry-after"] and "shutting down" in response.json()["error"]
+    assert "Internal Server Error" not in server.output()
+
+
+def test_workers_exit_when_the_supervisor_is_killed(run_dir: Path) -> None:
+    """SIGKILL of the `--workers 2` supervisor: its workers notice and exit, and the port is free again."""
+    psutil = pytest.importorskip("psutil")
+    import signal
+
+    with serving(run_dir, "--workers", "2") as server:
+        workers = [child for child in psutil.Process(server.process.pid).children()
+                   if "spawn" in " ".join(child.cmdline())]
+        assert len(workers) == 2, [child.cmdline() for child in psutil.Process(server.process.pid).children()]
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(10)
+        try:
+            _, alive = psutil.wait_procs(workers, timeout=20)
+            assert not alive, f"workers still running 20 s after the supervisor died: {alive}"
+        finally:
+            for worker in workers:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    worker.kill()
+        with socket.socket() as sock:  # the port is free
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port_of(server)))
+        assert "supervisor" in server.output() and "is gone" in server.output()

@@ -172,3 +172,84 @@ def test_cli_stays_light() -> None:
     help_text = run_cli(["serve", "--help"]).output
     for option in ("--max-batch", "--queue-size", "--batch-window-ms", "--api-key", "--workers", "--threads"):
         assert option in help_text
+
+
+def test_empty_api_key_is_refused_in_one_line(tmp_path) -> None:
+    for args, env in ((["--api-key", ""], None), (["--api-key", "  "], None), ([], {"ETK_API_KEY": ""})):
+        result = run_cli(["serve", str(tmp_path), "--port", "0", *args], env=env)
+        assert result.exit_code == 2, result.output
+        assert "API key is empty" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    empty_hosts = run_cli(["serve", str(tmp_path), "--port", "0", "--allowed-hosts", " , "])
+    assert empty_hosts.exit_code == 2 and "--allowed-hosts is empty" in empty_hosts.stderr
+
+
+def test_host_allow_list_and_content_types() -> None:
+    from etk_core.serve.middleware import host_name, is_json
+    from etk_core.serve.settings import ServeSettings, host_allow_list
+
+    assert host_name(b"127.0.0.1:8000") == "127.0.0.1" and host_name(b"[::1]:80") == "::1"
+    assert host_name(b"LocalHost") == "localhost" and host_name(b"::1") == "::1"
+    assert host_allow_list(ServeSettings(artifact="a")) == {"127.0.0.1", "localhost", "::1"}
+    assert host_allow_list(ServeSettings(artifact="a", host="0.0.0.0")) is None  # exposed on purpose: any name
+    assert host_allow_list(ServeSettings(artifact="a", host="0.0.0.0", allowed_hosts=["API.example.com"])) == {
+        "api.example.com"}
+    assert host_allow_list(ServeSettings(artifact="a", allowed_hosts=["*"])) is None
+    assert is_json(b"application/json") and is_json(b"Application/JSON; charset=utf-8")
+    assert is_json(b"application/vnd.api+json")
+    assert not any(is_json(value) for value in (None, b"text/plain", b"application/x-www-form-urlencoded",
+                                                 b"multipart/form-data; boundary=x", b"text/json"))
+
+
+def test_parse_json_limits() -> None:
+    from etk_core.serve.schemas import MAX_JSON_DEPTH, BodyError, parse_json
+
+    assert parse_json(b'{"inputs": ["[[[[[[[[[[[[[[[[[[[[[[[[[[ \\" {{{{"]}') == {
+        "inputs": ['[[[[[[[[[[[[[[[[[[[[[[[[[[ " {{{{']}  # brackets inside strings do not count
+    assert parse_json(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH) is not None
+    for body, fragment in ((b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1), "deeper"),
+                           (b"[" * 200_000, "deeper"), (b"[NaN]", "NaN"), (b"[Infinity]", "Infinity"),
+                           (b'{"a": 1, "a": 2}', "twice"), (b"\xc3\x28", "not UTF-8"), (b"", "empty"),
+                           (b"[" + b"1" * 5000 + b"]", "number too long"), (b"\xef\xbb\xbf{}", "not valid JSON")):
+        with pytest.raises(BodyError, match=fragment):
+            parse_json(body)
+
+
+def test_parse_json_reads_or_refuses_any_bytes() -> None:
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import strategies as st
+
+    from etk_core.serve.schemas import BodyError, PredictRequest, limit_error, parse_json
+
+    @hypothesis.settings(max_examples=150, deadline=None, derandomize=True, database=None)
+    @hypothesis.given(st.binary(max_size=300) | st.text(max_size=100).map(str.encode)
+                      | st.from_regex(r'\{"inputs": \[("[^"]{0,5}",? ?){0,3}\]\}').map(str.encode))
+    def check(body: bytes) -> None:
+        from pydantic import ValidationError
+
+        try:
+            request = PredictRequest.model_validate(parse_json(body))
+        except (BodyError, ValidationError):
+            return
+        limit_error(request, 64, 10_000)
+
+    check()
+
+
+def test_docs_are_off_by_default_and_pinned_when_on() -> None:
+    from starlette.testclient import TestClient
+
+    from etk_core.serve.app import REDOC_VERSION, SWAGGER_UI_VERSION, create_app
+    from etk_core.serve.settings import ServeSettings
+
+    plain = TestClient(create_app(ServeSettings(artifact="a"), predictor=object()), base_url="http://localhost")
+    assert plain.get("/docs").status_code == 404 and plain.get("/redoc").status_code == 404
+    assert plain.get("/openapi.json").status_code == 200
+    on = TestClient(create_app(ServeSettings(artifact="a", docs=True), predictor=object()),
+                    base_url="http://127.0.0.1")
+    assert f"swagger-ui-dist@{SWAGGER_UI_VERSION}/" in on.get("/docs").text
+    assert f"redoc@{REDOC_VERSION}/" in on.get("/redoc").text
+    foreign = TestClient(create_app(ServeSettings(artifact="a", allowed_hosts=["api.example.com"]),
+                                    predictor=object()), base_url="http://api.example.com")
+    assert foreign.get("/healthz").status_code == 200
+    refused = foreign.get("/healthz", headers={"host": "localhost"})
+    assert refused.status_code == 421 and "api.example.com" in refused.json()["error"]
