@@ -294,8 +294,8 @@ def test_body_nested_100k_deep_is_400(windowed: Server) -> None:
 
 
 def test_abandoned_requests_are_not_computed_and_count_as_499(windowed: Server) -> None:
-    """Clients that leave while their request waits in the batching window: their work is dropped, each is
-    counted under 499 (not as a server error), and nothing is logged as a traceback."""
+    """Clients that leave while their request waits in the batching window (or while sending it): their work
+    is dropped, each is counted under 499 (not as a server error), and nothing is logged as a traceback."""
     server = windowed
     if True:
         port = port_of(server)
@@ -305,16 +305,20 @@ def test_abandoned_requests_are_not_computed_and_count_as_499(windowed: Server) 
             sock = socket.create_connection(("127.0.0.1", port), timeout=10)
             sock.sendall(request(body=json.dumps({"inputs": [f"text {i}"] * 2}).encode(), key=None))
             sockets.append(sock)
+        for _ in range(2):  # and clients that leave half-way through sending their body
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(request(body=VALID, key=None)[:-10])
+            sockets.append(sock)
         time.sleep(0.3)  # all queued, the batcher waits in its window
         for sock in sockets:
             sock.close()
         deadline = time.monotonic() + 20
-        while metric(server.url, 'etk_requests_total{method="POST",path="/v1/predict",status="499"}') < 12:
+        while metric(server.url, 'etk_requests_total{method="POST",path="/v1/predict",status="499"}') < 14:
             assert time.monotonic() < deadline, httpx.get(server.url + "/metrics").text
             time.sleep(0.2)
         time.sleep(2)  # past the window: had the batch run, it would be counted now
         assert metric(server.url, "etk_batch_size_count") == ran_before
-        assert metric(server.url, 'etk_errors_total{kind="client_gone"}') == 12
+        assert metric(server.url, 'etk_errors_total{kind="client_gone"}') == 14
         assert metric(server.url, 'etk_errors_total{kind="server"}') == 0
         response = httpx.post(server.url + "/v1/predict", json={"inputs": ["still works"]})
         assert response.status_code == 200

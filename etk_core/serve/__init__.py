@@ -2,8 +2,9 @@
 
 Modules: `settings` (options, passed to worker processes through the environment), `schemas` (request and
 response models), `batcher` (the one task per process that owns inference), `metrics` (Prometheus),
-`middleware` (API key, body size, request metrics), `responses` (JSON errors), `app` (the FastAPI app)
-and `server` (uvicorn, workers, graceful shutdown).
+`middleware` (request metrics, Host allow-list, API key, the body: content type, size, read timeout),
+`responses` (JSON errors), `protocol` (uvicorn's HTTP parser with a header size limit), `app` (the FastAPI
+app) and `server` (uvicorn, workers, graceful shutdown, workers that outlive their supervisor).
 """
 
 from __future__ import annotations
