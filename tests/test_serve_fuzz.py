@@ -341,7 +341,7 @@ def test_healthz_answers_while_requests_are_tokenised_and_run(server: Server) ->
 
     statuses, waited = asyncio.run(main())
     assert set(statuses) <= {200, 503}, statuses
-    assert waited < 2.0, waited
+    assert waited < 3.0, waited
 
 
 def test_small_soak_has_no_5xx_and_no_lost_request(server: Server) -> None:
@@ -395,7 +395,10 @@ def test_sigterm_with_a_short_graceful_timeout_answers_json_503(run_dir: Path) -
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
             tasks = [asyncio.create_task(client.post("/v1/predict", json={"inputs": [f"text {i}"]}))
                      for i in range(6)]
-            await asyncio.sleep(0.3)  # all in the batching window
+            deadline = time.monotonic() + 10
+            while metric(server.url, "etk_requests_in_flight") < 7:  # all 6 (+ this GET) in the batching window
+                assert time.monotonic() < deadline, server.output()
+                await asyncio.sleep(0.02)
             server.process.send_signal(signal.SIGTERM)
             return list(await asyncio.gather(*tasks))
 
