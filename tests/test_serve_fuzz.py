@@ -388,23 +388,29 @@ def test_small_soak_has_no_5xx_and_no_lost_request(server: Server) -> None:
 # --- shutdown and supervisor faults --------------------------------------------------------------------------
 def test_sigterm_with_a_short_graceful_timeout_answers_json_503(run_dir: Path) -> None:
     """Requests still waiting when the graceful timeout runs out get a JSON 503 with Retry-After, not
-    uvicorn's plain-text 500."""
+    uvicorn's plain-text 500; so does one whose body is still arriving."""
     import signal
 
     async def main(server: Server) -> list[httpx.Response]:
+        slow.sendall(request(body=VALID, key=None)[:-10])  # and the rest never
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
             tasks = [asyncio.create_task(client.post("/v1/predict", json={"inputs": [f"text {i}"]}))
                      for i in range(6)]
             deadline = time.monotonic() + 10
-            while metric(server.url, "etk_requests_in_flight") < 7:  # all 6 (+ this GET) in the batching window
+            while metric(server.url, "etk_requests_in_flight") < 8:  # 6 in the batching window, 1 slow, this GET
                 assert time.monotonic() < deadline, server.output()
                 await asyncio.sleep(0.02)
             server.process.send_signal(signal.SIGTERM)
             return list(await asyncio.gather(*tasks))
 
     with serving(run_dir, "--batch-window-ms", "1000", "--graceful-timeout", "0.1") as server:
-        responses = asyncio.run(main(server))
+        with socket.create_connection(("127.0.0.1", port_of(server)), timeout=15) as slow:
+            responses = asyncio.run(main(server))
+            answer = b""
+            while chunk := slow.recv(65536):
+                answer += chunk
         assert server.process.wait(30) == 0, server.output()
+    assert answer.startswith(b"HTTP/1.1 503") and b"shutting down" in answer and b"retry-after: 5" in answer
     assert all(r.status_code in (200, 503) for r in responses), [(r.status_code, r.text) for r in responses]
     refused = [r for r in responses if r.status_code == 503]
     assert refused, "every request finished: the graceful timeout did not cut any"

@@ -172,6 +172,11 @@ class BodyMiddleware:
                 await send_error(send, 408, f"the request body did not arrive within {self.read_timeout:g} s "
                                             f"(--read-timeout); send it at once", {"Connection": "close"})
                 return
+            except asyncio.CancelledError:  # the graceful shutdown timed out while the body was arriving
+                asyncio.current_task().uncancel()
+                await send_error(send, 503, "server shutting down; retry in a few seconds",
+                                 {"Retry-After": "5", "Connection": "close"})
+                return
             if message["type"] == "http.disconnect":
                 return  # the client left: nobody to answer (counted as 499)
             chunk = message.get("body", b"")
