@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from etk_core.errors import ArtifactError, DamagedFileError
-from etk_core.io import damaged_files, file_digests, temp_path
+from etk_core.io import damaged_files, file_digests, save_tensors, temp_path
 
 ARTIFACT_DIR = "model"
 META_FILE = "etk.json"
@@ -26,7 +26,6 @@ _RETRAIN = "re-train it (or copy the artifact again)"
 def save_artifact(folder: Path, *, model: Any, app: Any, tokenizer: Any, encoder_config: Any,
                   config: dict[str, Any], metrics: dict[str, float]) -> Path:
     """Write the artifact under a temporary name, then swap it in, so a crash never leaves half of one."""
-    from safetensors.torch import save_file
 
     from etk_core import __version__
     from etk_core.zoo import backbone_class
@@ -35,7 +34,7 @@ def save_artifact(folder: Path, *, model: Any, app: Any, tokenizer: Any, encoder
     tmp = temp_path(folder)
     tmp.mkdir(parents=True)
     tensors = {key: value.detach().contiguous().cpu() for key, value in model.state_dict().items()}
-    save_file(tensors, str(tmp / WEIGHTS_FILE))
+    save_tensors(tensors, tmp / WEIGHTS_FILE)
     encoder_config.save_pretrained(tmp / ENCODER_DIR)  # classic (non-PLM) models keep it for the tokenizer
     tokenizer.save_pretrained(tmp / ENCODER_DIR)
     meta = {

@@ -30,6 +30,27 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def umask() -> int:
+    """This process's umask (read without changing it where /proc allows)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def save_tensors(tensors: dict, path: Path) -> None:
+    """safetensors' save_file with the permissions of any other file (it creates files 0600)."""
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(path))
+    os.chmod(path, 0o666 & ~umask())
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write text atomically."""
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from etk_core.errors import DamagedFileError
-from etk_core.io import atomic_write_text, damaged_files, file_digests, fsync, link_if_identical
+from etk_core.io import atomic_write_text, damaged_files, file_digests, fsync, link_if_identical, save_tensors
 
 LATEST = "LATEST"
 STATE_FILE = "state.json"
@@ -81,7 +81,6 @@ def save_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any, st
     run's artifact, linked instead of stored twice. A finished stage's checkpoint holds no optimiser state:
     a resume never trains that stage again."""
     import torch
-    from safetensors.torch import save_file
 
     name = f"{prefix}step-{state['step']:07d}"
     tmp = folder / f".{name}.tmp"
@@ -95,7 +94,7 @@ def save_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any, st
                if isinstance(value, torch.Tensor)}  # (megatron layers add `_extra_state` entries: None)
     tensors.update(_module_tensors(modules))
     written = [tmp / f"model{suffix}.safetensors", tmp / f"training{suffix}.pt"]
-    save_file(tensors, str(written[0]))
+    save_tensors(tensors, written[0])
     _kill_hook(1)
     rng = rng_states if rng_states is not None else rng_state()
     if state.get("done"):
