@@ -164,6 +164,19 @@ def read_meta(folder: Path) -> dict[str, Any]:
     return meta
 
 
+def verify(folder: Path, graph: str | None = None) -> None:
+    """Check an artifact's record and files (and the exported `graph`, e.g. model.onnx) against their
+    digests without loading anything: DamagedFileError naming the first damaged file."""
+    from etk_core.export.runtime import DIGESTS_KEY as GRAPH_DIGESTS
+    from etk_core.export.runtime import export_meta, reexport_hint
+
+    meta = read_meta(folder)
+    check_files(folder, meta.get(DIGESTS_KEY) or {ENCODER_DIR + "/config.json": None})
+    if graph is not None:
+        digest = (export_meta(folder).get(GRAPH_DIGESTS) or {}).get(graph)
+        check_files(folder, {graph: digest}, fix=reexport_hint(folder))
+
+
 def check_files(folder: Path, digests: dict[str, str | None], fix: str = _RETRAIN) -> None:
     """DamagedFileError naming the first file of `digests` (relative path -> sha256, None: only that it
     exists) missing under `folder` or not matching."""

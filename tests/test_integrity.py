@@ -228,10 +228,11 @@ def _commands(run, backend, tmp_path):
     return {"predict": ["predict", str(run), "--input", "synthetic_sentiment:test", "--output",
                         str(tmp_path / "p.jsonl"), "--backend", backend],
             "evaluate": ["evaluate", str(run), "--data", "dev=synthetic_sentiment:dev", "--backend", backend],
-            "export": ["export", str(run)]}
+            "export": ["export", str(run)],
+            "serve": ["serve", str(run), "--backend", backend, "--port", "0"]}  # refused before it binds
 
 
-@pytest.mark.parametrize("command", ["predict", "evaluate", "export"])
+@pytest.mark.parametrize("command", ["predict", "evaluate", "export", "serve"])
 @pytest.mark.parametrize("name, damage, backend", ARTIFACT_DAMAGE,
                          ids=["truncated-safetensors", "garbage-onnx", "invalid-etk-json", "missing-encoder-config"])
 def test_damaged_artifact_is_one_line_naming_the_file(run, tmp_path, command, name, damage, backend):

@@ -28,11 +28,13 @@ def export_meta(folder: Path) -> dict[str, Any]:
         if not isinstance(meta, dict):
             raise ValueError("not an export record")
     except (OSError, ValueError) as exc:
-        raise DamagedFileError(f"{file}: damaged export record ({type(exc).__name__}); {_reexport(folder)}") from None
+        raise DamagedFileError(f"{file}: damaged export record ({type(exc).__name__}); "
+                               f"{reexport_hint(folder)}") from None
     return meta
 
 
-def _reexport(folder: Path) -> str:
+def reexport_hint(folder: Path) -> str:
+    """What to do about a damaged export."""
     return f"re-export with `etk export {folder}`"
 
 
@@ -50,7 +52,7 @@ class OnnxRunner:
 
         self.meta = export_meta(folder)
         graph = ONNX_FILES[variant]
-        check_files(folder, {graph: (self.meta.get(DIGESTS_KEY) or {}).get(graph)}, fix=_reexport(folder))
+        check_files(folder, {graph: (self.meta.get(DIGESTS_KEY) or {}).get(graph)}, fix=reexport_hint(folder))
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or int(os.environ.get("ETK_ORT_THREADS", "0"))
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -58,7 +60,7 @@ class OnnxRunner:
             self.session = ort.InferenceSession(str(folder / graph), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own types for a garbled graph
             raise DamagedFileError(f"{folder / graph}: damaged exported graph ({type(exc).__name__}); "
-                                   f"{_reexport(folder)}") from None
+                                   f"{reexport_hint(folder)}") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
