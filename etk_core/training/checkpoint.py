@@ -18,8 +18,9 @@ LATEST = "LATEST"
 STATE_FILE = "state.json"
 #: Key of state.json holding the sha256 of every other file of the checkpoint (not part of the loop state).
 DIGESTS_KEY = "files"
-#: Test hook: "N:K" makes the N-th checkpoint this process writes SIGKILL it after its K-th file, so the
-#: kill tests can stop a writer between two files (see tests/test_kill.py).
+#: Test hook: "N:K" makes the N-th checkpoint this process writes SIGKILL it at point K (1: after the
+#: weights, 2: after the optimiser state, 3: after the folder's rename, 4: after LATEST), so the kill tests
+#: can stop a writer between two files (see tests/test_kill.py).
 KILL_HOOK = "ETK_TEST_KILL_IN_CHECKPOINT"
 _CHECKPOINT_NAME = re.compile(r"(?:.+-)?step-\d{7}")
 _written = {"checkpoints": 0}
@@ -117,7 +118,7 @@ def save_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any, st
 
 
 def _kill_hook(file: int) -> None:
-    """See KILL_HOOK: the count of checkpoints advances at the first file of each."""
+    """See KILL_HOOK: the count of checkpoints advances at the first point of each."""
     hook = os.environ.get(KILL_HOOK)
     if not hook:
         return
@@ -166,7 +167,9 @@ def _publish(folder: Path, tmp: Path, name: str, state: dict[str, Any], keep: in
     final = folder / name
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
+    _kill_hook(3)
     atomic_write_text(folder / LATEST, name)
+    _kill_hook(4)
     older = [path for path in checkpoints(folder) if path.name != name]
     for old in older[: max(0, len(older) - (keep - 1))]:
         shutil.rmtree(old, ignore_errors=True)
