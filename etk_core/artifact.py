@@ -164,17 +164,20 @@ def read_meta(folder: Path) -> dict[str, Any]:
     return meta
 
 
-def verify(folder: Path, graph: str | None = None) -> None:
-    """Check an artifact's record and files (and the exported `graph`, e.g. model.onnx) against their
+def verify(folder: Path, backend: str = "torch") -> None:
+    """Check an artifact's record and the files that `backend` (torch, onnx, onnx-int8) loads against their
     digests without loading anything: DamagedFileError naming the first damaged file."""
     from etk_core.export.runtime import DIGESTS_KEY as GRAPH_DIGESTS
-    from etk_core.export.runtime import export_meta, reexport_hint
+    from etk_core.export.runtime import ONNX_FILES, export_meta, reexport_hint
 
     meta = read_meta(folder)
-    check_files(folder, meta.get(DIGESTS_KEY) or {ENCODER_DIR + "/config.json": None})
-    if graph is not None:
-        digest = (export_meta(folder).get(GRAPH_DIGESTS) or {}).get(graph)
-        check_files(folder, {graph: digest}, fix=reexport_hint(folder))
+    digests = meta.get(DIGESTS_KEY) or {ENCODER_DIR + "/config.json": None}
+    check_files(folder, {name: digest for name, digest in digests.items()
+                         if backend == "torch" or name != WEIGHTS_FILE})
+    if backend != "torch":
+        graph = ONNX_FILES["int8" if backend == "onnx-int8" else "fp32"]
+        check_files(folder, {graph: (export_meta(folder).get(GRAPH_DIGESTS) or {}).get(graph)},
+                    fix=reexport_hint(folder))
 
 
 def check_files(folder: Path, digests: dict[str, str | None], fix: str = _RETRAIN) -> None:

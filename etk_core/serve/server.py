@@ -46,7 +46,7 @@ def check_artifact(settings: ServeSettings) -> str:
     backend = settings.backend
     if backend == "auto":
         backend = "onnx" if has_export(folder, "fp32") else "torch"
-    verify(folder, {"onnx": ONNX_FILES["fp32"], "onnx-int8": ONNX_FILES["int8"]}.get(backend))
+    verify(folder, backend)
     return backend
 
 
