@@ -232,12 +232,13 @@ def _commands(run, backend, tmp_path):
             "serve": ["serve", str(run), "--backend", backend, "--port", "0"]}  # refused before it binds
 
 
-@pytest.mark.parametrize("command", ["predict", "evaluate", "export", "serve"])
-@pytest.mark.parametrize("name, damage, backend", ARTIFACT_DAMAGE,
-                         ids=["truncated-safetensors", "garbage-onnx", "invalid-etk-json", "missing-encoder-config"])
+@pytest.mark.parametrize("command, name, damage, backend", [
+    pytest.param(command, name, damage, backend, id=f"{command}-{label}")
+    for command in ("predict", "evaluate", "export", "serve")
+    for (name, damage, backend), label in zip(ARTIFACT_DAMAGE, ["truncated-safetensors", "garbage-onnx",
+                                                                 "invalid-etk-json", "missing-encoder-config"])
+    if not (command == "export" and name == "model.onnx")])  # export writes a new graph over a damaged one
 def test_damaged_artifact_is_one_line_naming_the_file(run, tmp_path, command, name, damage, backend):
-    if command == "export" and name == "model.onnx":  # export writes a new graph: a damaged old one is fine
-        pytest.skip("export replaces the graph")
     damage(run / "model" / name)
     before = _snapshot(run)
     error = _one_line_error(run_cli(_commands(run, backend, tmp_path)[command]))
