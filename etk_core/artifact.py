@@ -9,29 +9,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from etk_core.errors import ArtifactError
+from etk_core.errors import ArtifactError, DamagedFileError
+from etk_core.io import damaged_files, file_digests, save_tensors, temp_path
 
 ARTIFACT_DIR = "model"
 META_FILE = "etk.json"
 WEIGHTS_FILE = "model.safetensors"
 ENCODER_DIR = "encoder"
 FORMAT_VERSION = 1
+#: Key of etk.json holding the sha256 of every file the artifact was written with (the ONNX export keeps
+#: its own in onnx.json).
+DIGESTS_KEY = "files"
+_RETRAIN = "re-train it (or copy the artifact again)"
 
 
 def save_artifact(folder: Path, *, model: Any, app: Any, tokenizer: Any, encoder_config: Any,
                   config: dict[str, Any], metrics: dict[str, float]) -> Path:
     """Write the artifact under a temporary name, then swap it in, so a crash never leaves half of one."""
-    from safetensors.torch import save_file
 
     from etk_core import __version__
     from etk_core.zoo import backbone_class
 
     folder = Path(folder)
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = temp_path(folder)
     tmp.mkdir(parents=True)
     tensors = {key: value.detach().contiguous().cpu() for key, value in model.state_dict().items()}
-    save_file(tensors, str(tmp / WEIGHTS_FILE))
+    save_tensors(tensors, tmp / WEIGHTS_FILE)
     encoder_config.save_pretrained(tmp / ENCODER_DIR)  # classic (non-PLM) models keep it for the tokenizer
     tokenizer.save_pretrained(tmp / ENCODER_DIR)
     meta = {
@@ -44,15 +47,53 @@ def save_artifact(folder: Path, *, model: Any, app: Any, tokenizer: Any, encoder
         "algo": config["algo"]["name"],
         "max_length": config["train"]["max_length"],
         "metrics": metrics,
+        DIGESTS_KEY: file_digests(tmp),
     }
     (tmp / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    swap_in(tmp, folder)
+    return folder
+
+
+def swap_in(tmp: Path, folder: Path) -> None:
+    """Replace the artifact `folder` by the complete folder `tmp` (two renames; `find_artifact` finishes a
+    swap that a crash cut between them) and remove temporaries that killed writers left beside it."""
     old = folder.with_name(f".{folder.name}.old")
     shutil.rmtree(old, ignore_errors=True)
     if folder.exists():
         os.replace(folder, old)
     os.replace(tmp, folder)
     shutil.rmtree(old, ignore_errors=True)
-    return folder
+    for stale in [*folder.parent.glob(f".{folder.name}.*.tmp"), folder.with_name(f".{folder.name}.tmp")]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def clone(folder: Path, skip: set[str]) -> Path:
+    """A hidden sibling copy of the artifact `folder` (hard links where the file system allows) without
+    the top-level names in `skip`, to change and then `swap_in`."""
+    tmp = temp_path(folder)
+
+    def link(source: str, target: str) -> None:
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copy2(source, target)
+
+    shutil.copytree(folder, tmp, copy_function=link, ignore=lambda where, names: [
+        name for name in names if Path(where) == folder and name in skip])
+    return tmp
+
+
+def stored_weights(run_dir: Path) -> list[tuple[Path, str]]:
+    """The weights file and its recorded sha256 of each artifact in a run folder (checkpoints link to
+    them instead of storing the same bytes again)."""
+    found = []
+    for meta_file in sorted(Path(run_dir).glob(f"*/{META_FILE}")):
+        try:
+            digest = json.loads(meta_file.read_text(encoding="utf-8"))[DIGESTS_KEY][WEIGHTS_FILE]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        found.append((meta_file.parent / WEIGHTS_FILE, digest))
+    return found
 
 
 def _recover_swap(folder: Path) -> None:
@@ -65,6 +106,7 @@ def _recover_swap(folder: Path) -> None:
 def find_artifact(path: str | Path) -> Path:
     """The artifact folder given a run folder or an artifact folder."""
     path = Path(path)
+    _recover_swap(path)
     _recover_swap(path / ARTIFACT_DIR)
     for candidate in (path, path / ARTIFACT_DIR):
         if (candidate / META_FILE).is_file():
@@ -93,29 +135,84 @@ def load_app(path: str | Path) -> LoadedArtifact:
     from etk_core.registry import get_component
 
     folder = find_artifact(path)
-    meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+    meta = read_meta(folder)
     if meta.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(f"{folder}: artifact format {meta.get('format_version')} is not supported by this "
                             f"etk (expects {FORMAT_VERSION}); retrain or upgrade etk")
+    digests = meta.get(DIGESTS_KEY) or {ENCODER_DIR + "/config.json": None}
+    check_files(folder, {name: digest for name, digest in digests.items() if name != WEIGHTS_FILE})
     app_cls = get_component("apps", meta["app"]["name"])
-    tokenizer = AutoTokenizer.from_pretrained(folder / ENCODER_DIR)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder / ENCODER_DIR)
+    except Exception as exc:  # tokenizers and transformers raise many types for a garbled file
+        raise DamagedFileError(f"{folder / ENCODER_DIR}: damaged artifact tokenizer ({type(exc).__name__}); "
+                               f"{_RETRAIN}") from None
     state = meta["app_state"]
     app = app_cls(state.get("options", meta["app"]), tokenizer, meta["max_length"], labels=state.get("labels"))
     return LoadedArtifact(folder, meta, app, tokenizer)
 
 
-def load_artifact(path: str | Path) -> LoadedArtifact:
-    """Rebuild app, tokenizer and the PyTorch model from an artifact folder (or a run folder)."""
+def read_meta(folder: Path) -> dict[str, Any]:
+    """The artifact record (etk.json); DamagedFileError where it is not a readable record."""
+    file = folder / META_FILE
+    try:
+        meta = json.loads(file.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or not all(key in meta for key in ("app", "app_state", "backbone")):
+            raise ValueError("not an artifact record")
+    except (OSError, ValueError) as exc:
+        raise DamagedFileError(f"{file}: damaged artifact record ({type(exc).__name__}); {_RETRAIN}") from None
+    return meta
+
+
+def verify(folder: Path, backend: str = "torch") -> None:
+    """Check an artifact's record and the files that `backend` (torch, onnx, onnx-int8) loads against their
+    digests without loading anything: DamagedFileError naming the first damaged file."""
+    from etk_core.export.runtime import DIGESTS_KEY as GRAPH_DIGESTS
+    from etk_core.export.runtime import ONNX_FILES, export_meta, reexport_hint
+
+    meta = read_meta(folder)
+    digests = meta.get(DIGESTS_KEY) or {ENCODER_DIR + "/config.json": None}
+    check_files(folder, {name: digest for name, digest in digests.items()
+                         if backend == "torch" or name != WEIGHTS_FILE})
+    if backend != "torch":
+        graph = ONNX_FILES["int8" if backend == "onnx-int8" else "fp32"]
+        check_files(folder, {graph: (export_meta(folder).get(GRAPH_DIGESTS) or {}).get(graph)},
+                    fix=reexport_hint(folder))
+
+
+def check_files(folder: Path, digests: dict[str, str | None], fix: str = _RETRAIN) -> None:
+    """DamagedFileError naming the first file of `digests` (relative path -> sha256, None: only that it
+    exists) missing under `folder` or not matching."""
+    missing = [name for name, digest in digests.items() if digest is None and not (folder / name).is_file()]
+    wrong = (missing[0], "is missing") if missing else damaged_files(
+        folder, {name: digest for name, digest in digests.items() if digest is not None})
+    if wrong:
+        raise DamagedFileError(f"{folder / wrong[0]}: damaged artifact file ({wrong[1]}); {fix}")
+
+
+def load_artifact(path: str | Path, loaded: LoadedArtifact | None = None) -> LoadedArtifact:
+    """Rebuild app, tokenizer and the PyTorch model from an artifact folder (or a run folder); `loaded`:
+    its app, already loaded with `load_app`."""
     from safetensors.torch import load_file
     from transformers import AutoConfig
 
     from etk_core.registry import get_component
 
-    loaded = load_app(path)
-    encoder_config = AutoConfig.from_pretrained(loaded.path / ENCODER_DIR)
+    loaded = loaded or load_app(path)
+    weights = loaded.path / WEIGHTS_FILE
+    check_files(loaded.path, {WEIGHTS_FILE: (loaded.meta.get(DIGESTS_KEY) or {}).get(WEIGHTS_FILE)})
+    try:
+        encoder_config = AutoConfig.from_pretrained(loaded.path / ENCODER_DIR)
+    except Exception as exc:  # a garbled config.json
+        raise DamagedFileError(f"{loaded.path / ENCODER_DIR / 'config.json'}: damaged artifact file "
+                               f"({type(exc).__name__}); {_RETRAIN}") from None
     encoder = get_component("models", loaded.meta["backbone"]).encoder_from_config(encoder_config)
     model = loaded.app.build_model(encoder)
-    model.load_state_dict(load_file(str(loaded.path / WEIGHTS_FILE)))
+    try:
+        state = load_file(str(weights))
+    except Exception as exc:  # safetensors' own error types for a cut or garbled file
+        raise DamagedFileError(f"{weights}: damaged artifact file ({type(exc).__name__}); {_RETRAIN}") from None
+    model.load_state_dict(state)
     model.eval()
     loaded.model = model
     return loaded

@@ -48,6 +48,8 @@ CORE_SCHEMA: dict[str, Any] = {
         "max_length": Option(int, 128, "maximum tokens per example"),
         "eval_every": Option(int, 0, "evaluate every N steps (0: once per epoch)"),
         "checkpoint_every": Option(int, 0, "checkpoint every N steps (0: at each evaluation)"),
+        "keep_checkpoints": Option(int, 1, "keep the newest N checkpoints (--resume falls back to an older one "
+                                           "when the newest is damaged)"),
         "log_every": Option(int, 10, "write a training row (losses, learning rates, samples/s) to metrics.jsonl "
                                      "every N steps (0: only at steps whose algorithm reports figures)"),
         "early_stopping": Option(int, 0, "stop after N evaluations without improvement (0: off)"),

@@ -35,20 +35,21 @@ class Predictor:
 
         if backend not in BACKENDS:
             raise ArtifactError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-        folder = load_app(path).path
+        loaded = load_app(path)  # (each file is read and checked once)
+        folder = loaded.path
         if backend == "auto":
             backend = "onnx" if has_export(folder, "fp32") else "torch"
         self.backend = backend
         self.batch_size = batch_size
         if backend == "torch":
-            self.artifact = load_artifact(folder)
+            self.artifact = load_artifact(folder, loaded)
             from etk_core.training.evaluation import torch_runner
 
             self._run_batch = torch_runner(self.artifact.model)
         else:
             from etk_core.export.runtime import OnnxRunner
 
-            self.artifact = load_app(folder)
+            self.artifact = loaded
             self._run_batch = OnnxRunner(folder, "int8" if backend == "onnx-int8" else "fp32", threads=threads).run
         self.app = self.artifact.app
         self.meta = self.artifact.meta

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
+import shutil
 from pathlib import Path
 from typing import Any
 
+from etk_core.artifact import clone, swap_in
 from etk_core.config import Option
 from etk_core.errors import EtkError
-from etk_core.export.runtime import EXPORT_META, ONNX_FILES
+from etk_core.export.runtime import DIGESTS_KEY, EXPORT_META, ONNX_FILES
 from etk_core.interfaces import Exporter
+from etk_core.io import sha256
 
 logger = logging.getLogger("etk.export")
 
@@ -156,8 +157,34 @@ def export_onnx(path: str | Path, quantize: str | None = None, optimize: bool = 
         root.setLevel(level)
 
 
-def _export_onnx(path: str | Path, quantize: str | None, optimize: bool, loaded: Any) -> dict[str, Any]:
+def _write_graphs(model: Any, app: Any, batch: dict[str, Any], reference: dict[str, Any], stage: Path,
+                  quantize: str | None, optimize: bool, record: dict[str, Any], folder: Path) -> None:
+    """Export, optimise and check the graphs into `stage`; add their figures and digests to `record`."""
     import numpy as np
+
+    fp32 = stage / ONNX_FILES["fp32"]
+    record["inputs"] = _export_graph(model, app, batch, fp32)
+    encoder = getattr(model, "encoder", None)
+    record["optimized"] = bool(optimize and encoder is not None and _optimise(fp32, encoder.config))
+    got = _session_outputs(fp32, batch)
+    diff = max(float(np.abs(got[name] - reference[name]).max()) for name in reference)
+    record["max_abs_diff"] = diff
+    if diff > FP32_TOLERANCE:
+        raise ExportError(f"{folder}: ONNX Runtime outputs differ from PyTorch by {diff:.2e} (tolerance "
+                          f"{FP32_TOLERANCE:.0e}); report this with `etk --verbose export`")
+    written = [fp32]
+    if quantize == "int8":
+        int8 = stage / ONNX_FILES["int8"]
+        record["int8_fp32_matmuls"] = _quantise(fp32, int8)
+        got8 = _session_outputs(int8, batch)
+        first = app.export_outputs[0]
+        record["int8_sample_agreement"] = float((got8[first].argmax(-1) == reference[first].argmax(-1)).mean())
+        record["int8_max_abs_diff"] = float(np.abs(got8[first] - reference[first]).max())
+        written.append(int8)
+    record[DIGESTS_KEY] = {path.name: sha256(path) for path in written}
+
+
+def _export_onnx(path: str | Path, quantize: str | None, optimize: bool, loaded: Any) -> dict[str, Any]:
     import onnxruntime
     import torch
 
@@ -176,34 +203,16 @@ def _export_onnx(path: str | Path, quantize: str | None, optimize: bool, loaded:
                      if name in app.export_outputs}
     record: dict[str, Any] = {"opset": OPSET, "outputs": list(app.export_outputs), "torch": torch.__version__,
                               "onnxruntime": onnxruntime.__version__, "static_length": static}
-    with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        fp32 = Path(tmp) / ONNX_FILES["fp32"]
-        record["inputs"] = _export_graph(model, app, batch, fp32)
-        encoder = getattr(model, "encoder", None)
-        record["optimized"] = bool(optimize and encoder is not None and _optimise(fp32, encoder.config))
-        got = _session_outputs(fp32, batch)
-        diff = max(float(np.abs(got[name] - reference[name]).max()) for name in reference)
-        record["max_abs_diff"] = diff
-        if diff > FP32_TOLERANCE:
-            raise ExportError(f"{folder}: ONNX Runtime outputs differ from PyTorch by {diff:.2e} (tolerance "
-                              f"{FP32_TOLERANCE:.0e}); report this with `etk --verbose export`")
-        written = [fp32]
-        if quantize == "int8":
-            int8 = Path(tmp) / ONNX_FILES["int8"]
-            record["int8_fp32_matmuls"] = _quantise(fp32, int8)
-            got8 = _session_outputs(int8, batch)
-            first = app.export_outputs[0]
-            record["int8_sample_agreement"] = float(
-                (got8[first].argmax(-1) == reference[first].argmax(-1)).mean())
-            record["int8_max_abs_diff"] = float(np.abs(got8[first] - reference[first]).max())
-            written.append(int8)
-        for file in written:
-            os.replace(file, folder / file.name)
-    if quantize is None:  # an older int8 graph no longer matches the new fp32 one
-        (folder / ONNX_FILES["int8"]).unlink(missing_ok=True)
-    meta_tmp = folder / f".{EXPORT_META}.tmp"
-    meta_tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
-    os.replace(meta_tmp, folder / EXPORT_META)
+    # the new graphs go into a hidden sibling copy of the artifact, swapped in whole: the graphs and their
+    # record change together, and a killed export leaves nothing inside the artifact
+    stale = {path.name for path in folder.iterdir() if path.is_dir() and path.name.startswith("tmp")}
+    stage = clone(folder, skip={*ONNX_FILES.values(), EXPORT_META, *stale})
+    try:
+        _write_graphs(model, app, batch, reference, stage, quantize, optimize, record, folder)
+        (stage / EXPORT_META).write_text(json.dumps(record, indent=1), encoding="utf-8")
+        swap_in(stage, folder)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return record
 
 

@@ -7,10 +7,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from etk_core.errors import ArtifactError
+from etk_core.errors import ArtifactError, DamagedFileError
 
 ONNX_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 EXPORT_META = "onnx.json"
+#: Key of onnx.json holding the sha256 of each graph file.
+DIGESTS_KEY = "files"
 
 
 def has_export(folder: Path, variant: str = "fp32") -> bool:
@@ -20,7 +22,20 @@ def has_export(folder: Path, variant: str = "fp32") -> bool:
 
 def export_meta(folder: Path) -> dict[str, Any]:
     """The export record (`onnx.json`): inputs, outputs, opset, checks."""
-    return json.loads((Path(folder) / EXPORT_META).read_text(encoding="utf-8"))
+    file = Path(folder) / EXPORT_META
+    try:
+        meta = json.loads(file.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict):
+            raise ValueError("not an export record")
+    except (OSError, ValueError) as exc:
+        raise DamagedFileError(f"{file}: damaged export record ({type(exc).__name__}); "
+                               f"{reexport_hint(folder)}") from None
+    return meta
+
+
+def reexport_hint(folder: Path) -> str:
+    """What to do about a damaged export."""
+    return f"re-export with `etk export {folder}`"
 
 
 class OnnxRunner:
@@ -33,12 +48,19 @@ class OnnxRunner:
         if not has_export(folder, variant):
             hint = " --quantize int8" if variant == "int8" else ""
             raise ArtifactError(f"{folder} has no {ONNX_FILES[variant]}; run `etk export {folder}{hint}` first")
+        from etk_core.artifact import check_files
+
         self.meta = export_meta(folder)
+        graph = ONNX_FILES[variant]
+        check_files(folder, {graph: (self.meta.get(DIGESTS_KEY) or {}).get(graph)}, fix=reexport_hint(folder))
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or int(os.environ.get("ETK_ORT_THREADS", "0"))
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(folder / ONNX_FILES[variant]), options,
-                                            providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(folder / graph), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own types for a garbled graph
+            raise DamagedFileError(f"{folder / graph}: damaged exported graph ({type(exc).__name__}); "
+                                   f"{reexport_hint(folder)}") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 

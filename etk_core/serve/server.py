@@ -34,7 +34,7 @@ def check_port(host: str, port: int) -> None:
 def check_artifact(settings: ServeSettings) -> str:
     """Fail fast (before starting workers) on a missing artifact or a backend it was not exported for;
     return the backend `auto` resolves to."""
-    from etk_core.artifact import find_artifact
+    from etk_core.artifact import find_artifact, verify
     from etk_core.errors import ArtifactError
     from etk_core.export.runtime import ONNX_FILES, has_export
 
@@ -45,9 +45,11 @@ def check_artifact(settings: ServeSettings) -> str:
             hint = " --quantize int8" if variant == "int8" else ""
             raise ArtifactError(f"{folder} has no {ONNX_FILES[variant]} for --backend {settings.backend}; "
                                 f"run `etk export {settings.artifact}{hint}` first, or use --backend torch")
-    if settings.backend == "auto":
-        return "onnx" if has_export(folder, "fp32") else "torch"
-    return settings.backend
+    backend = settings.backend
+    if backend == "auto":
+        backend = "onnx" if has_export(folder, "fp32") else "torch"
+    verify(folder, backend)
+    return backend
 
 
 @contextlib.contextmanager

@@ -377,9 +377,12 @@ class TrainingLoop:
     def _checkpoint(self, ckpt_dir: Path | None) -> None:
         if ckpt_dir is not None:
             algorithm = self.algorithm_state() if self.algorithm_state else None
+            from etk_core.artifact import stored_weights
+
             self.engine.save_checkpoint(ckpt_dir, self._optimizer, self._scheduler, self.state,
                                         modules=self._modules, algorithm_state=algorithm,
-                                        prefix=self.checkpoint_prefix)
+                                        prefix=self.checkpoint_prefix, keep=self.cfg.get("keep_checkpoints", 1),
+                                        same_as=stored_weights(ckpt_dir.parent))
 
     def _evaluate_and_log(self, has_dev: bool, context: StepContext) -> None:
         state = self.state

@@ -4,15 +4,18 @@ next one starts, and `--resume` continues in the stage (and at the step) where t
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
 from etk_core.errors import EtkError
 from etk_core.io import atomic_write_text
-from etk_core.training.checkpoint import latest_checkpoint, load_algorithm_state, read_state, save_marker
+from etk_core.training.checkpoint import checkpoints, latest_checkpoint, load_algorithm_state, read_state, save_marker
 from etk_core.training.loop import LoopResult, TrainingLoop
 
 STAGES_FILE = "stages.json"
+logger = logging.getLogger("etk.resume")
 
 
 def _truncate_log(run_dir: Path, names: list[str], index: int, step: int | None) -> None:
@@ -37,6 +40,27 @@ def _stage_records(run_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
+def _resume_point(ckpt_dir: Path, engine: Any) -> Path | None:
+    """The newest intact checkpoint to resume from (a warning where a newer one is damaged, which the main
+    process then moves aside as `.NAME.damaged` so that retention never keeps it over the new ones)."""
+    warnings: list[str] = []
+    found = latest_checkpoint(ckpt_dir, warn=warnings.append)
+    engine.barrier()  # every process has chosen before the main one moves anything
+    if warnings and engine.is_main_process:
+        logger.warning("%s", warnings[0])
+        for path in checkpoints(ckpt_dir):
+            if found is not None and _newer(path, found):
+                aside = path.with_name(f".{path.name}.damaged")
+                shutil.rmtree(aside, ignore_errors=True)
+                path.rename(aside)
+    return found
+
+
+def _newer(path: Path, than: Path) -> bool:
+    names = [p.name for p in checkpoints(than.parent)]
+    return names.index(path.name) > names.index(than.name)
+
+
 def train_stages(run: Any, algorithm: Any) -> dict[str, LoopResult]:
     """Run every stage of `algorithm` (resuming where `run.resume` says); their results by stage name."""
     names = list(algorithm.stages(run))
@@ -45,7 +69,9 @@ def train_stages(run: Any, algorithm: Any) -> dict[str, LoopResult]:
     engine = run.engine()
     ckpt_dir = run.dir / "checkpoints"
     start, resume_from = 0, None
-    if run.resume and (found := latest_checkpoint(ckpt_dir)):
+    keep = run.config["train"].get("keep_checkpoints", 1)
+    found = _resume_point(ckpt_dir, engine) if run.resume else None
+    if found:
         saved = read_state(found)
         if saved.get("stage", names[0]) not in names:
             raise EtkError(f"{found}: checkpoint of stage {saved.get('stage')!r}, which algorithm "
@@ -70,7 +96,7 @@ def train_stages(run: Any, algorithm: Any) -> dict[str, LoopResult]:
             result = LoopResult(steps=0, best_metrics=None, last_metrics=None, samples_per_s=0.0, figures=figures)
             if engine.is_main_process:
                 save_marker(ckpt_dir, {"stage": name, "stage_index": index, "done": True, "step": 0},
-                            algorithm.state_dict(), f"{prefix(name)}step-0000000")
+                            algorithm.state_dict(), f"{prefix(name)}step-0000000", keep=keep)
         else:
             artifact = stage.artifact
 

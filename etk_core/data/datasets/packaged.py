@@ -5,7 +5,6 @@ The cache is `$ETK_CACHE_DIR` or `~/.cache/etk`. Only the extracted member is ke
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from etk_core.errors import DataError
+from etk_core.io import sha256
 
 CACHE_ENV = "ETK_CACHE_DIR"
 
@@ -33,15 +33,6 @@ def cache_dir() -> Path:
     """Where etk keeps materialised data."""
     configured = os.environ.get(CACHE_ENV)
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "etk"
-
-
-def sha256(path: Path) -> str:
-    """The hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def materialise(spec: PackagedFile, dataset: str) -> Path:
