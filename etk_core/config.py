@@ -70,9 +70,16 @@ CHOICES = {("data", "on_error"): ("error", "skip"), ("train", "precision"): ("fp
 def load_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML or JSON config file into a nested dict."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; give --config the path of a YAML or JSON file")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist; check the --config path")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror or exc}); check its permissions") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text; re-save it as UTF-8 YAML or JSON") from None
     try:
         if path.suffix == ".json":
             data = json.loads(text)
@@ -82,8 +89,10 @@ def load_file(path: str | Path) -> dict[str, Any]:
             data = yaml.safe_load(text)
     except Exception as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        where = f"{path}:{line + 1}" if line is not None else str(path)
-        raise ConfigError(f"{where}: cannot parse config: {str(exc).splitlines()[0]}") from exc
+        line = line + 1 if line is not None else getattr(exc, "lineno", None)
+        where = f"{path}:{line}" if line is not None else str(path)
+        message = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"{where}: cannot parse config: {message}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
