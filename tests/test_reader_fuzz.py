@@ -18,7 +18,9 @@ from etk_core.data.load import load_records
 from etk_core.errors import DataError
 
 OPTIONS = {name: option.default for name, option in CORE_SCHEMA["data"].items()}
-FUZZ = settings(max_examples=int(os.environ.get("ETK_FUZZ_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: ETK_FUZZ_EXAMPLES=2000 for a longer hunt than CI's
+FUZZ = settings(max_examples=int(os.environ.get("ETK_FUZZ_EXAMPLES", "150")), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
 
 #: Pieces that steer the readers into their corners: delimiters, quotes, line ends, NUL, a BOM, bytes
 #: that are not UTF-8, JSON punctuation and the column names the readers look for.
