@@ -191,10 +191,11 @@ def output_state(folder: Path) -> tuple[str, str]:
     not etk's; `detail` names one)."""
     if not folder.is_dir() or not any(folder.iterdir()):
         return "empty", ""
-    state, detail = "early", ""
+    state, detail, kept = "early", "", []
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith(".") and entry.name.endswith(".tmp"):
             continue
+        kept.append(entry.name)
         if entry.name == "checkpoints" and entry.is_dir():
             if any(not child.name.startswith(".") for child in entry.iterdir()):
                 return "run", "checkpoints"
@@ -204,8 +205,8 @@ def output_state(folder: Path) -> tuple[str, str]:
         if entry.name in ("model", "summary.json") or entry.name.endswith(".old"):
             return "run", entry.name
         state, detail = "other", entry.name
-    if state == "early" and not (folder / "config.yaml").is_file():
-        return "other", next(entry.name for entry in sorted(folder.iterdir()))
+    if state == "early" and kept and "config.yaml" not in kept:  # not started by etk (it writes that first)
+        return "other", kept[0]
     return state, detail
 
 

@@ -45,14 +45,14 @@ def train(app: str | None, algo: str | None, model: str | None, data: tuple[str,
     """Train a model; writes a run folder with metrics, checkpoints and the model artifact."""
     from etk_core import config as config_mod
     from etk_core.api import WorkersFailed, execute
-    from etk_core.launch import Nodes
+    from etk_core.launch import Nodes, is_worker
     from etk_core.run import check_output
 
     flags = {"app.name": app, "algo.name": algo, "model.name": model, "strategy.name": strategy,
              "output": output, "data.sources": parse_data(data) or None,
              "export": False if no_export else None, "strategy.nproc": nproc}
     config = config_mod.resolve(config_file, flags, sets)
-    if config["output"] and node_rank == 0:  # other nodes may share node 0's folder, which it creates
+    if config["output"] and node_rank == 0 and not is_worker():  # node 0's main worker creates the folder
         check_output(Path(config["output"]), resume)
     verbose = bool((click.get_current_context().obj or {}).get("verbose"))
     try:
