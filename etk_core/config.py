@@ -40,7 +40,7 @@ CORE_SCHEMA: dict[str, Any] = {
         "max_steps": Option((int, _NONE), None, "stop after this many optimiser steps", min=1),
         "batch_size": Option(int, 32, "examples per optimiser step and process (before accumulation)", min=1),
         "eval_batch_size": Option(int, 64, "examples per evaluation batch", min=1),
-        "lr": Option(float, 5e-5, "peak learning rate", above=0),
+        "lr": Option(float, 5e-5, "peak learning rate (0 freezes the weights)", min=0),
         "weight_decay": Option(float, 0.01, "AdamW weight decay", min=0),
         "warmup_ratio": Option(float, 0.1, "fraction of steps with linear warm-up", min=0, max=1),
         "grad_accum": Option(int, 1, "gradient accumulation steps", min=1),

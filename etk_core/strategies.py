@@ -111,9 +111,8 @@ class Megatron(Strategy):
     description = "megatron-core tensor (tp) x pipeline (pp) parallel, data parallel over the remaining processes"
     own_steps = False  # the pipeline schedule runs the app model's own loss over microbatches
     options = {
-        "tp": Option(int, 1, "tensor-parallel size: each layer's heads and feed-forward split over tp processes",
-                     min=1),
-        "pp": Option(int, 1, "pipeline-parallel size: the encoder layers split into pp stages", min=1),
+        "tp": Option(int, 1, "tensor-parallel size: each layer's heads and feed-forward split over tp processes"),
+        "pp": Option(int, 1, "pipeline-parallel size: the encoder layers split into pp stages"),
         "microbatches": Option(int, 0, "microbatches each batch is split into for the pipeline schedule "
                                        "(0: 2 x pp when pp > 1, else 1)", min=0),
         "nproc": Option(int, 0, "worker processes (also --nproc), a multiple of tp x pp; the quotient is the "

@@ -28,7 +28,7 @@ CASES: dict[str, tuple[list[str], int, str]] = {
     "batch_size -4": ([*TRAIN, *_set("train.batch_size=-4")], 2, "'train.batch_size': must be >= 1, got -4"),
     "epochs 0": ([*TRAIN, *_set("train.epochs=0")], 2, "'train.epochs': must be > 0"),
     "epochs -1": ([*TRAIN, *_set("train.epochs=-1")], 2, "'train.epochs': must be > 0"),
-    "lr -1": ([*TRAIN, *_set("train.lr=-1")], 2, "'train.lr': must be > 0"),
+    "lr -1": ([*TRAIN, *_set("train.lr=-1")], 2, "'train.lr': must be >= 0, got -1"),
     "lr nan": ([*TRAIN, *_set("train.lr=nan")], 2, "'train.lr': must be a finite number"),
     "lr inf": ([*TRAIN, *_set("train.lr=1e999")], 2, "'train.lr': must be a finite number"),
     "grad_accum 0": ([*TRAIN, *_set("train.grad_accum=0")], 2, "'train.grad_accum': must be >= 1"),
