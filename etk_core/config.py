@@ -20,7 +20,7 @@ CORE_SCHEMA: dict[str, Any] = {
     "algo": {"name": Option(str, "finetune", "training algorithm (etk list algos)")},
     "model": {"name": Option(str, "minilm-l6", "backbone name, preset or local Hugging Face folder"),
               "dropout": Option((float, _NONE), None, "dropout probability inside the backbone (hidden and "
-                                                      "attention); default: the checkpoint's")},
+                                                      "attention); default: the checkpoint's", min=0, below=1)},
     "strategy": {"name": Option(str, "single", "execution strategy (etk list strategies)")},
     "data": {
         "sources": Option(dict, {}, "role -> file, table URL or dataset name (set by --data role=...)"),
@@ -33,36 +33,36 @@ CORE_SCHEMA: dict[str, Any] = {
         "schema": Option((str, _NONE), None, "EasyTransfer-style schema, e.g. 'review:str:1,sentiment:str:1'"),
         "on_error": Option(str, "error", "malformed rows: 'error' stops with the file and row, 'skip' counts them"),
         "table": Option((str, _NONE), None, "table name for SQL sources"),
-        "max_rows": Option((int, _NONE), None, "read at most this many rows per source"),
+        "max_rows": Option((int, _NONE), None, "read at most this many rows per source", min=1),
     },
     "train": {
-        "epochs": Option((int, float), 3, "passes over the training data"),
-        "max_steps": Option((int, _NONE), None, "stop after this many optimiser steps"),
-        "batch_size": Option(int, 32, "examples per optimiser step and process (before accumulation)"),
-        "eval_batch_size": Option(int, 64, "examples per evaluation batch"),
-        "lr": Option(float, 5e-5, "peak learning rate"),
-        "weight_decay": Option(float, 0.01, "AdamW weight decay"),
-        "warmup_ratio": Option(float, 0.1, "fraction of steps with linear warm-up"),
-        "grad_accum": Option(int, 1, "gradient accumulation steps"),
-        "max_grad_norm": Option((float, _NONE), 1.0, "gradient clipping norm (null: off)"),
-        "max_length": Option(int, 128, "maximum tokens per example"),
-        "eval_every": Option(int, 0, "evaluate every N steps (0: once per epoch)"),
-        "checkpoint_every": Option(int, 0, "checkpoint every N steps (0: at each evaluation)"),
+        "epochs": Option((int, float), 3, "passes over the training data", above=0),
+        "max_steps": Option((int, _NONE), None, "stop after this many optimiser steps", min=1),
+        "batch_size": Option(int, 32, "examples per optimiser step and process (before accumulation)", min=1),
+        "eval_batch_size": Option(int, 64, "examples per evaluation batch", min=1),
+        "lr": Option(float, 5e-5, "peak learning rate (0 freezes the weights)", min=0),
+        "weight_decay": Option(float, 0.01, "AdamW weight decay", min=0),
+        "warmup_ratio": Option(float, 0.1, "fraction of steps with linear warm-up", min=0, max=1),
+        "grad_accum": Option(int, 1, "gradient accumulation steps", min=1),
+        "max_grad_norm": Option((float, _NONE), 1.0, "gradient clipping norm (null: off)", above=0),
+        "max_length": Option(int, 128, "maximum tokens per example", min=1),
+        "eval_every": Option(int, 0, "evaluate every N steps (0: once per epoch)", min=0),
+        "checkpoint_every": Option(int, 0, "checkpoint every N steps (0: at each evaluation)", min=0),
         "keep_checkpoints": Option(int, 1, "keep the newest N checkpoints (--resume falls back to an older one "
-                                           "when the newest is damaged)"),
+                                           "when the newest is damaged)", min=1),
         "log_every": Option(int, 10, "write a training row (losses, learning rates, samples/s) to metrics.jsonl "
-                                     "every N steps (0: only at steps whose algorithm reports figures)"),
-        "early_stopping": Option(int, 0, "stop after N evaluations without improvement (0: off)"),
+                                     "every N steps (0: only at steps whose algorithm reports figures)", min=0),
+        "early_stopping": Option(int, 0, "stop after N evaluations without improvement (0: off)", min=0),
         "precision": Option(str, "fp32", "fp32, bf16 or fp16 (fp16 needs CUDA); fp64 for numerical checks"),
         "bucket": Option(bool, True, "length-bucketed batches with dynamic padding"),
         "device": Option(str, "auto", "auto, cpu or cuda"),
-        "threads": Option((int, _NONE), None, "torch intra-op threads (null: all cores)"),
+        "threads": Option((int, _NONE), None, "torch intra-op threads (null: all cores)", min=1),
         "gradient_checkpointing": Option(bool, False, "recompute encoder activations in backward (less memory, "
                                                       "~30% more time)"),
     },
-    "output": Option((str, _NONE), None, "run folder (default: runs/<app>-<algo>-<time>)"),
+    "output": Option((str, _NONE), None, "run folder (default: runs/<app>-<algo>-<time>)", path="output"),
     "export": Option(bool, True, "export the best model to ONNX at the end of training"),
-    "seed": Option(int, 42, "random seed"),
+    "seed": Option(int, 42, "random seed", min=0, max=2**32 - 1),
 }
 
 CHOICES = {("data", "on_error"): ("error", "skip"), ("train", "precision"): ("fp32", "bf16", "fp16", "fp64"),
@@ -72,9 +72,16 @@ CHOICES = {("data", "on_error"): ("error", "skip"), ("train", "precision"): ("fp
 def load_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML or JSON config file into a nested dict."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; give --config the path of a YAML or JSON file")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist; check the --config path")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror or exc}); check its permissions") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text; re-save it as UTF-8 YAML or JSON") from None
     try:
         if path.suffix == ".json":
             data = json.loads(text)
@@ -84,8 +91,10 @@ def load_file(path: str | Path) -> dict[str, Any]:
             data = yaml.safe_load(text)
     except Exception as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        where = f"{path}:{line + 1}" if line is not None else str(path)
-        raise ConfigError(f"{where}: cannot parse config: {str(exc).splitlines()[0]}") from exc
+        line = line + 1 if line is not None else getattr(exc, "lineno", None)
+        where = f"{path}:{line}" if line is not None else str(path)
+        message = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"{where}: cannot parse config: {message}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -131,7 +140,16 @@ def _coerce(key: str, value: Any, option: Option) -> Any:
     try:
         return option.coerce(value)
     except ValueError as exc:
-        raise ConfigError(f"config key {key!r}: {exc}") from None
+        raise ConfigError(f"config key {key!r}: {exc}{_example(key, option)}") from None
+
+
+def _example(key: str, option: Option) -> str:
+    """`; e.g. --set KEY=VALUE` with a valid value of the option, or empty where there is none to show."""
+    example = option.example()
+    if example is None or isinstance(example, dict | list) or option.path:
+        return ""
+    text = str(example).lower() if isinstance(example, bool) else str(example)
+    return f"; e.g. --set {key}={text}"
 
 
 def validate(raw: dict[str, Any], schema: dict[str, Any], prefix: str = "") -> dict[str, Any]:

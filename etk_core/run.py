@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from etk_core import config as config_mod
-from etk_core.errors import ConfigError, EtkError
+from etk_core.errors import ConfigError, DamagedFileError, EtkError
 from etk_core.interfaces import Algorithm, App, Record, Strategy
 from etk_core.registry import get_component
 
@@ -179,23 +179,86 @@ def prepare(config: dict[str, Any], resume: bool = False) -> Run:
     return run
 
 
+#: What a run writes before its first checkpoint; a folder holding only these (and temporary `.*.tmp`
+#: entries, and a `checkpoints/` folder with nothing but those) is a run that failed early: a new run
+#: into the same --output replaces it.
+EARLY_FILES = frozenset({"config.yaml", "metrics.jsonl", "stages.json", "selection.jsonl", "checkpoints"})
+
+
+def output_state(folder: Path) -> tuple[str, str]:
+    """What `folder` holds, as `(state, detail)`: "empty" (missing or empty), "early" (a run that stopped
+    before its first checkpoint), "run" (checkpoints, an artifact or a summary) or "other" (files that are
+    not etk's; `detail` names one)."""
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return "empty", ""
+    state, detail, kept = "early", "", []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+            continue
+        kept.append(entry.name)
+        if entry.name == "checkpoints" and entry.is_dir():
+            if any(not child.name.startswith(".") for child in entry.iterdir()):
+                return "run", "checkpoints"
+            continue
+        if entry.name in EARLY_FILES and entry.is_file():
+            continue
+        if entry.name in ("model", "summary.json") or entry.name.endswith(".old"):
+            return "run", entry.name
+        state, detail = "other", entry.name
+    if state == "early" and kept and "config.yaml" not in kept:  # not started by etk (it writes that first)
+        return "other", kept[0]
+    return state, detail
+
+
+def check_output(folder: Path, resume: bool) -> str:
+    """Refuse an --output that a new run must not write into (or, with --resume, one that holds no run);
+    cheap, so it runs before any data is read. Returns the folder's state (see `output_state`)."""
+    state, detail = output_state(folder)
+    if resume:
+        if not (folder / "config.yaml").is_file():
+            raise EtkError(f"{folder}: nothing to resume (no config.yaml); start it without --resume")
+        return state
+    if state == "run":
+        raise EtkError(f"run folder {folder} already exists and holds a run ({detail}); pass --resume to "
+                       f"continue it or choose another --output")
+    if state == "other":
+        raise EtkError(f"run folder {folder} already exists and holds files that are not a run's ({detail}); "
+                       f"choose another --output")
+    return state
+
+
+def _clear_early(folder: Path) -> None:
+    """Remove what a run that stopped before its first checkpoint left (see EARLY_FILES)."""
+    import shutil
+
+    logger.warning("run folder %s holds a run that stopped before its first checkpoint; starting it again",
+                   folder)
+    for entry in folder.iterdir():
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
 def start(run: Run) -> None:
     """Create the run folder (or check it on resume) and save the resolved config."""
     import yaml
 
     path = run.dir / "config.yaml"
+    state = check_output(run.dir, run.resume)
     if run.resume:
-        if not path.is_file():
-            raise EtkError(f"{run.dir}: nothing to resume (no config.yaml); start it without --resume")
-        saved = yaml.safe_load(path.read_text(encoding="utf-8"))
+        try:
+            saved = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise DamagedFileError(f"{path} is damaged ({type(exc).__name__}); restore it, or start the run "
+                                   f"again without --resume (another --output)") from None
         if saved != run.config:
             differing = sorted(_diff_keys(saved, run.config))
             raise ConfigError(f"{run.dir}: resumed with a different config ({', '.join(differing[:3])}); "
                               f"re-run with the original arguments or `--config {path}`")
         return
-    if run.dir.exists() and any(run.dir.iterdir()):
-        raise EtkError(f"run folder {run.dir} already exists and is not empty; pass --resume to continue it "
-                       f"or choose another --output")
+    if state == "early":
+        _clear_early(run.dir)
     run.dir.mkdir(parents=True, exist_ok=True)
     config_mod.save(run.config, path)
 

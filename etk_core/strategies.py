@@ -47,10 +47,11 @@ class DataParallel(Strategy):
     name = "ddp"
     description = "data parallel: one process per core group or GPU, gradients all-reduced (gloo / nccl)"
     options = {
-        "nproc": Option(int, 2, "worker processes (also --nproc); each takes train.batch_size examples per step"),
+        "nproc": Option(int, 2, "worker processes (also --nproc); each takes train.batch_size examples per step",
+                        min=1),
         "comm_hook": Option(str, "none", "gradient communication: none, fp16 or bf16 (compressed all-reduce), "
                                          "powersgd (low-rank)"),
-        "powersgd_rank": Option(int, 1, "rank of PowerSGD's gradient approximation"),
+        "powersgd_rank": Option(int, 1, "rank of PowerSGD's gradient approximation", min=1),
         "compile": Option(bool, False, "torch.compile the model (inductor)"),
     }
 
@@ -113,9 +114,9 @@ class Megatron(Strategy):
         "tp": Option(int, 1, "tensor-parallel size: each layer's heads and feed-forward split over tp processes"),
         "pp": Option(int, 1, "pipeline-parallel size: the encoder layers split into pp stages"),
         "microbatches": Option(int, 0, "microbatches each batch is split into for the pipeline schedule "
-                                       "(0: 2 x pp when pp > 1, else 1)"),
+                                       "(0: 2 x pp when pp > 1, else 1)", min=0),
         "nproc": Option(int, 0, "worker processes (also --nproc), a multiple of tp x pp; the quotient is the "
-                                "data-parallel size (0: tp x pp)"),
+                                "data-parallel size (0: tp x pp)", min=0),
     }
 
     def __init__(self, options: dict[str, Any], train: dict[str, Any]) -> None:

@@ -12,7 +12,8 @@ from etk_core.cli.options import echo_json, parse_data
 @click.option("--data", "data", multiple=True, required=True, metavar="ROLE=SOURCE",
               help="Labelled data to evaluate on, e.g. dev=dev.tsv (repeatable).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Data options, e.g. data.label=sentiment.")
-@click.option("--batch-size", default=64, show_default=True, help="Examples per batch.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Examples per batch.")
 @click.option("--backend", type=click.Choice(["auto", "torch", "onnx", "onnx-int8"]), default="auto",
               show_default=True, help="auto: ONNX Runtime when the artifact is exported, else PyTorch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")

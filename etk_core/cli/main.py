@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -19,6 +19,12 @@ logger = logging.getLogger("etk.plugins")
 class EtkGroup(click.Group):
     """A group that turns user errors into one line and a non-zero exit."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:  # `etk --bogus`
+            _usage_error(exc)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -27,6 +33,8 @@ class EtkGroup(click.Group):
                 traceback.print_exc()
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except click.UsageError as exc:  # a bad option value, a missing option, an unknown command
+            _usage_error(exc)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except KeyboardInterrupt:
@@ -37,6 +45,19 @@ class EtkGroup(click.Group):
                 traceback.print_exc()
             click.echo(f"error: {type(exc).__name__}: {exc} (run `etk --verbose ...` for the traceback)", err=True)
             sys.exit(1)
+
+
+#: `etk` alone prints the help (click raises it as a usage error): left to click.
+_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _usage_error(exc: click.UsageError) -> NoReturn:
+    """Click's usage error on one line (instead of usage, hint and message), then its exit code (2)."""
+    if isinstance(exc, _HELP):
+        raise exc
+    where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+    click.echo(f"error: {exc.format_message().replace(chr(10), ' ')}{where}", err=True)
+    sys.exit(exc.exit_code)
 
 
 @click.group(cls=EtkGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from etk_core.errors import ConfigError
 from etk_core.io import atomic_write_text
 
 
@@ -42,7 +43,8 @@ def render(records: list[dict[str, Any]], predictions: list[dict[str, Any]], fmt
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "tsv"]), default=None,
               help="Output format (default: from the --output suffix, else jsonl).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Data options, e.g. data.text=review.")
-@click.option("--batch-size", default=64, show_default=True, help="Examples per batch.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Examples per batch.")
 @click.option("--backend", type=click.Choice(["auto", "torch", "onnx", "onnx-int8"]), default="auto",
               show_default=True, help="auto: ONNX Runtime when the artifact is exported, else PyTorch.")
 def predict(artifact: str, input_spec: str, output: str, fmt: str | None, sets: tuple[str, ...],
@@ -53,6 +55,9 @@ def predict(artifact: str, input_spec: str, output: str, fmt: str | None, sets: 
     from etk_core.predict import Predictor
 
     fmt = fmt or ("tsv" if output.endswith((".tsv", ".txt")) else "jsonl")
+    folder = Path(output).absolute().parent
+    if not folder.is_dir():
+        raise ConfigError(f"--output {output}: the folder {folder} does not exist; create it or choose another path")
     predictor = Predictor(artifact, batch_size=batch_size, backend=backend)
     records = load_records(input_spec, data_options(sets), required=("text",))
     predictions = predictor.predict(records)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -20,7 +21,8 @@ from etk_core.cli.options import echo_json, parse_data
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML or JSON run config.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config key (dotted).")
 @click.option("--strategy", help="Execution strategy (etk list strategies).")
-@click.option("--nproc", type=int, help="Worker processes of a multi-process strategy (strategy.nproc), per node.")
+@click.option("--nproc", type=click.IntRange(min=1),
+              help="Worker processes of a multi-process strategy (strategy.nproc), per node.")
 @click.option("--nnodes", type=click.IntRange(min=1), default=1, show_default=True,
               help="Machines taking part; run the same command on each with its --node-rank.")
 @click.option("--node-rank", type=click.IntRange(min=0), default=0, show_default=True,
@@ -30,7 +32,9 @@ from etk_core.cli.options import echo_json, parse_data
 @click.option("--master-port", type=click.IntRange(1, 65535), help="Port on node 0 for the rendezvous "
               "(needed with --nnodes > 1; default: a free port).")
 @click.option("--output", "-o", type=click.Path(file_okay=False), help="Run folder (default runs/<app>-<algo>-<time>).")
-@click.option("--resume", is_flag=True, help="Continue the run in --output from its last checkpoint.")
+@click.option("--resume", is_flag=True, help="Continue the run in --output from its last checkpoint. Without it, "
+              "--output must be new, empty, or a run that stopped before its first checkpoint (started again); "
+              "a folder holding checkpoints or a model is refused.")
 @click.option("--no-export", "no_export", is_flag=True, default=None,
               help="Do not export the best model to ONNX at the end (same as --set export=false).")
 @click.option("--json", "as_json", is_flag=True, help="Print the final metrics as one JSON object.")
@@ -41,12 +45,15 @@ def train(app: str | None, algo: str | None, model: str | None, data: tuple[str,
     """Train a model; writes a run folder with metrics, checkpoints and the model artifact."""
     from etk_core import config as config_mod
     from etk_core.api import WorkersFailed, execute
-    from etk_core.launch import Nodes
+    from etk_core.launch import Nodes, is_worker
+    from etk_core.run import check_output
 
     flags = {"app.name": app, "algo.name": algo, "model.name": model, "strategy.name": strategy,
              "output": output, "data.sources": parse_data(data) or None,
              "export": False if no_export else None, "strategy.nproc": nproc}
     config = config_mod.resolve(config_file, flags, sets)
+    if config["output"] and node_rank == 0 and not is_worker():  # node 0's main worker creates the folder
+        check_output(Path(config["output"]), resume)
     verbose = bool((click.get_current_context().obj or {}).get("verbose"))
     try:
         with _progress() as reporter:

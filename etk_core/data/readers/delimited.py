@@ -7,6 +7,7 @@ names the columns in order, and the first row is taken as a header only when it 
 from __future__ import annotations
 
 import csv
+import sys
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -14,6 +15,10 @@ from etk_core.data.readers.files import no_rows, utf8_lines
 from etk_core.data.schema import group, parse_schema, width
 from etk_core.errors import DataError
 from etk_core.interfaces import RawRow, Reader
+
+#: The csv module refuses fields over 128 KiB by default; a long document in a field is data, not an error
+#: (JSON lines read it), so the limit is the largest the platform's C long holds.
+FIELD_SIZE_LIMIT = min(sys.maxsize, 2**31 - 1)
 
 
 class _DelimitedReader(Reader):
@@ -23,6 +28,7 @@ class _DelimitedReader(Reader):
     def rows(self) -> Iterator[RawRow]:
         fields = parse_schema(self.options["schema"]) if self.options.get("schema") else None
         lines = (line for _, line in utf8_lines(self.source))
+        csv.field_size_limit(FIELD_SIZE_LIMIT)
         reader = csv.reader(lines, delimiter=self.delimiter, quoting=self.quoting, strict=False)
         header: list[str] | None = None
         seen = 0

@@ -144,8 +144,9 @@ class Mgtl(ReinforcedSelection):
                    "rewards plus the delayed target-dev reward")
     options: ClassVar[dict[str, Option]] = {
         **ReinforcedSelection.options,
-        "beta": Option(float, 1.0, "weight of the delayed target-dev reward next to the discriminator's"),
-        "discriminator_lr": Option(float, 1e-3, "Adam learning rate of the domain discriminator"),
+        "beta": Option(float, 1.0, "weight of the delayed target-dev reward next to the discriminator's",
+                       min=0),
+        "discriminator_lr": Option(float, 1e-3, "Adam learning rate of the domain discriminator", above=0),
     }
 
     scale_delayed = False  # r_i = r_i^D + beta * (change of the dev metric), as the metric's own units

@@ -33,11 +33,14 @@ class RuderPlank(InstanceTransfer):
     options: ClassVar[dict[str, Option]] = {
         **COMMON_OPTIONS,
         **SELECTION_REPORT_OPTIONS,
-        "trials": Option(int, 50, "Bayesian-optimisation trials (the paper: about 100)"),
-        "initial_trials": Option(int, 8, "random trials before the Gaussian process proposes weights"),
-        "select_size": Option((int, type(None)), None, "n, source examples kept (null: the target train size)"),
-        "topics": Option(int, 20, "LDA topics of the topic-distribution features"),
-        "probe_c": Option(float, 1.0, "inverse L2 strength of the trials' logistic-regression probe"),
+        "trials": Option(int, 50, "Bayesian-optimisation trials (the paper: about 100)", min=1),
+        "initial_trials": Option(int, 8, "random trials before the Gaussian process proposes weights",
+                                 min=1),
+        "select_size": Option((int, type(None)), None, "n, source examples kept (null: the target train size)",
+                              min=1),
+        "topics": Option(int, 20, "LDA topics of the topic-distribution features", min=1),
+        "probe_c": Option(float, 1.0, "inverse L2 strength of the trials' logistic-regression probe",
+                          above=0),
     }
 
     def stages(self, run: Any) -> list[str]:

@@ -17,24 +17,28 @@ from etk_core.interfaces import Algorithm
 SELECTION_FILE = "selection.jsonl"
 
 COMMON_OPTIONS: dict[str, Option] = {
-    "source_batch_size": Option((int, type(None)), None, "source examples per step (null: train.batch_size)"),
+    "source_batch_size": Option((int, type(None)), None, "source examples per step (null: train.batch_size)",
+                                min=1),
     "source_weight": Option(float, 1.0, "weight of the source loss (mean over the whole source batch, so "
-                                        "dropping examples lowers the source's share)"),
+                                        "dropping examples lowers the source's share)", min=0),
 }
 SELECTOR_OPTIONS: dict[str, Option] = {
-    "reward_dev_size": Option(int, 300, "target-dev examples in the fixed reward sample"),
+    "reward_dev_size": Option(int, 300, "target-dev examples in the fixed reward sample", min=1),
     "reward_metric": Option(str, "accuracy", "the delayed reward is the change of this metric on the reward "
                                              "sample (an app metric, or neg_loss for the mean log-likelihood)"),
-    "episode_steps": Option(int, 5, "training steps between two delayed rewards (one selector update each)"),
-    "warm_start_steps": Option(int, 20, "first steps train on all source data (the selector only watches)"),
-    "initial_keep": Option(float, 0.5, "keep probability of every source example before the selector learns"),
-    "entropy_weight": Option(float, 0.01, "entropy bonus of the actor (keeps it exploring)"),
-    "selector_lr": Option(float, 1e-3, "Adam learning rate of the selector (actor and critic)"),
-    "selector_hidden": Option(int, 128, "hidden units of the actor, critic (and discriminator)"),
+    "episode_steps": Option(int, 5, "training steps between two delayed rewards (one selector update each)",
+                            min=1),
+    "warm_start_steps": Option(int, 20, "first steps train on all source data (the selector only watches)",
+                                min=0),
+    "initial_keep": Option(float, 0.5, "keep probability of every source example before the selector learns",
+                             min=0, max=1),
+    "entropy_weight": Option(float, 0.01, "entropy bonus of the actor (keeps it exploring)", min=0),
+    "selector_lr": Option(float, 1e-3, "Adam learning rate of the selector (actor and critic)", above=0),
+    "selector_hidden": Option(int, 128, "hidden units of the actor, critic (and discriminator)", min=1),
 }
 SELECTION_REPORT_OPTIONS: dict[str, Option] = {
     "distance_sample": Option(int, 200, "after training, MMD of the selected and of the rejected source to the "
-                                        "target over this many examples of each (0: skip)"),
+                                        "target over this many examples of each (0: skip)", min=0),
 }
 
 

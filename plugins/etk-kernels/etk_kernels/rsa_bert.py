@@ -95,9 +95,10 @@ class RsaBert(Backbone):
     description = "a BERT-family backbone (model.base) with Random Sparse Attention, pre-trained weights kept"
     options = {
         "base": Option(str, "minilm-l6", "the backbone whose attention becomes RSA (a BERT-family zoo name or folder)"),
-        "rsa_k": Option(int, 4, "sparsity factor k: each head attends to about 1/k of the key blocks (+ diagonal)"),
-        "rsa_block": Option(int, 64, "block size of the attention layout, in tokens"),
-        "rsa_seed": Option(int, 0, "seed of the fixed layout used at evaluation"),
+        "rsa_k": Option(int, 4, "sparsity factor k: each head attends to about 1/k of the key blocks (+ diagonal)",
+                        min=1),
+        "rsa_block": Option(int, 64, "block size of the attention layout, in tokens", min=1),
+        "rsa_seed": Option(int, 0, "seed of the fixed layout used at evaluation", min=0),
     }
 
     def load(self) -> tuple[Any, Any]:

@@ -29,7 +29,7 @@ class HfFolder(Backbone):
 
     name = "hf"
     description = "any local Hugging Face encoder folder (--model /path/to/folder): config, weights, tokenizer"
-    options = {"path": Option((str, type(None)), None, "local Hugging Face model folder")}
+    options = {"path": Option((str, type(None)), None, "local Hugging Face model folder", path="folder")}
 
     def load(self) -> tuple[Any, Any]:
         import torch

@@ -20,20 +20,20 @@ CONV_DEFAULTS: dict[str, tuple[tuple[int, ...], int]] = {
 CLASSIC_MODELS = tuple(CONV_DEFAULTS)
 
 CLASSIC_OPTIONS: dict[str, Option] = {
-    "embedding_dim": Option(int, 300, "word embedding width of classic (non-PLM) models"),
+    "embedding_dim": Option(int, 300, "word embedding width of classic (non-PLM) models", min=1),
     "embeddings": Option((str, _NONE), None, "word-vectors text file (GloVe or word2vec text format) that "
-                                             "initialises the classic models' embeddings (null: random)"),
+                                             "initialises the classic models' embeddings (null: random)", path="file"),
     "vocab": Option((str, _NONE), None, "vocabulary file for classic models, one token per line (or a "
-                                        "word-vectors file: its words) (null: the backbone tokenizer's)"),
+                                        "word-vectors file: its words) (null: the backbone tokenizer's)", path="file"),
     "freeze_embeddings": Option(bool, False, "keep the classic models' embedding table fixed in training"),
     "filter_sizes": Option((list, _NONE), None, "conv widths of classic models (null: textcnn [3,4,5], "
                                                 "bicnn/dam_plus [2,3,4], hcnn [4])"),
     "num_filters": Option((int, _NONE), None, "conv filters per width (null: textcnn 100, bicnn/dam_plus 200, "
-                                              "hcnn 300)"),
-    "hidden_dim": Option(int, 200, "dense layer width of bicnn, hcnn, dam and dam_plus"),
+                                              "hcnn 300)", min=1),
+    "hidden_dim": Option(int, 200, "dense layer width of bicnn, hcnn, dam and dam_plus", min=1),
     "abs_difference": Option(bool, False, "bicnn, hcnn, dam_plus: compare the two sentence vectors by |l - r| "
                                           "instead of the spec's l - r"),
-    "classic_dropout": Option(float, 0.5, "dropout of classic models (PLM models use app.dropout)"),
+    "classic_dropout": Option(float, 0.5, "dropout of classic models (PLM models use app.dropout)", min=0, below=1),
 }
 
 

@@ -31,12 +31,14 @@ class Mrc(App):
     export_outputs = ("start_logits", "end_logits")
     options = {
         "model": Option(str, "plm", "plm (span head on the encoder) or hae (plus history answer embedding)"),
-        "doc_stride": Option(int, 128, "passage tokens shared by neighbouring windows (capped at half a window)"),
-        "max_question_len": Option(int, 64, "question tokens kept (the rest is cut)"),
-        "max_answer_len": Option(int, 30, "longest predicted answer, in tokens"),
-        "top_k": Option(int, 20, "start and end candidates per window when decoding spans"),
-        "history_turns": Option((int, _NONE), None, "hae: earlier turns whose answers are marked (null: all)"),
-        "dropout": Option(float, 0.1, "dropout before the span head"),
+        "doc_stride": Option(int, 128, "passage tokens shared by neighbouring windows (capped at half a window)",
+                             min=0),
+        "max_question_len": Option(int, 64, "question tokens kept (the rest is cut)", min=1),
+        "max_answer_len": Option(int, 30, "longest predicted answer, in tokens", min=1),
+        "top_k": Option(int, 20, "start and end candidates per window when decoding spans", min=1),
+        "history_turns": Option((int, _NONE), None, "hae: earlier turns whose answers are marked (null: all)",
+                                min=0),
+        "dropout": Option(float, 0.1, "dropout before the span head", min=0, below=1),
     }
 
     def __init__(self, options: dict[str, Any], tokenizer: Any, max_length: int,

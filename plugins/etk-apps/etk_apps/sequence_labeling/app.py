@@ -44,9 +44,11 @@ class SequenceLabeling(App):
     export_outputs = ("emissions", "transitions")
     options = {
         "model": Option(str, "softmax", "head: softmax (linear + cross-entropy), bert_crf, bert_bilstm_crf"),
-        "dropout": Option(float, 0.1, "dropout on the encoder states (and the BiLSTM outputs)"),
-        "lstm_hidden": Option(int, 128, "bert_bilstm_crf: hidden units per LSTM direction"),
-        "crf_lr_mult": Option(float, 100.0, "CRF scores learn this many times faster than the encoder"),
+        "dropout": Option(float, 0.1, "dropout on the encoder states (and the BiLSTM outputs)", min=0,
+                          below=1),
+        "lstm_hidden": Option(int, 128, "bert_bilstm_crf: hidden units per LSTM direction", min=1),
+        "crf_lr_mult": Option(float, 100.0, "CRF scores learn this many times faster than the encoder",
+                              above=0),
     }
 
     def __init__(self, options: dict[str, Any], tokenizer: Any, max_length: int,

@@ -33,7 +33,7 @@ class TextClassify(App):
     required_columns = ("text", "label")
     options = {
         "pooling": Option(str, "cls", "sentence vector: 'cls' (first token) or 'mean' (over real tokens)"),
-        "dropout": Option(float, 0.1, "dropout before the classification head"),
+        "dropout": Option(float, 0.1, "dropout before the classification head", min=0, below=1),
         "model": Option(str, "plm", "'plm' (the backbone encoder + linear head) or 'textcnn' (classic: takes only "
                                     "the tokenizer's vocabulary)"),
         **CLASSIC_OPTIONS,

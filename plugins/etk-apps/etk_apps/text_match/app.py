@@ -43,7 +43,8 @@ class TextMatch(TextClassify):
         "pooling": Option((str, type(None)), None, "PLM sentence vector: cls or mean (null: cls for cross, mean "
                                                    "for bi)"),
         "bi_head": Option(str, "mlp", "two-tower head: mlp ([u, v, |u-v|, u*v] -> linear) or cosine (2 labels)"),
-        "cosine_scale": Option(float, 10.0, "initial scale s of the cosine head's logit s*cos(u, v) + b"),
+        "cosine_scale": Option(float, 10.0, "initial scale s of the cosine head's logit s*cos(u, v) + b",
+                               above=0),
     }
     MODELS: ClassVar[tuple[str, ...]] = ("cross", "bi", "bicnn", "hcnn", "dam", "dam_plus")
 
