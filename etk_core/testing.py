@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 from click.testing import CliRunner, Result
 
+from etk_core.io import file_digests
 from etk_core.net import free_port  # noqa: F401
 
 
@@ -449,14 +450,6 @@ class ReaderContract(ComponentContract):
 _TRAINED_ARTIFACTS: dict[tuple[str, ...], Path] = {}
 
 
-def _file_digests(folder: Path) -> dict[str, str]:
-    """SHA-256 of every file under `folder`, by relative path."""
-    import hashlib
-
-    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(Path(folder).rglob("*")) if path.is_file()}
-
-
 def _close(left: Any, right: Any, tolerance: float) -> bool:
     """Whether two predictions are equal, non-integer numbers within `tolerance`."""
     from numbers import Real
@@ -534,12 +527,12 @@ class ExporterContract(ComponentContract):
     def test_export_next_to_the_artifact_agrees_with_pytorch(self, tmp_path_factory: Any, tmp_path: Path) -> None:
         """The export adds `export_files` by the artifact, returns an existing path and predicts like PyTorch."""
         artifact = self.artifact(tmp_path_factory, tmp_path)
-        before = set(_file_digests(artifact))
+        before = set(file_digests(artifact))
         exported = self.export(artifact)
         assert exported.exists(), f"export returned {exported}, which does not exist"
         where, folder = exported.resolve(), artifact.resolve()
         assert where == folder or folder in where.parents or where.parent == folder.parent, exported
-        added = set(_file_digests(artifact)) - before
+        added = set(file_digests(artifact)) - before
         assert added == set(self.export_files), f"the export added {sorted(added)}"
         assert all((artifact / name).stat().st_size > 0 for name in self.export_files)
         self.check_agrees(artifact, exported)
@@ -550,7 +543,7 @@ class ExporterContract(ComponentContract):
 
         artifact = self.artifact(tmp_path_factory, tmp_path)
         self.export(artifact)
-        first = _file_digests(artifact)
+        first = file_digests(artifact)
         paths = [artifact / name for name in self.export_files]
         with contextlib.ExitStack() as stack:
             old = {path: (path.read_bytes(), stack.enter_context(open(path, "rb"))) for path in paths}
@@ -558,7 +551,7 @@ class ExporterContract(ComponentContract):
             for path, (content, handle) in old.items():
                 assert os.fstat(handle.fileno()).st_ino != os.stat(path).st_ino, f"{path.name} rewritten in place"
                 assert handle.read() == content, f"the old {path.name} did not stay intact"
-        assert set(_file_digests(artifact)) == set(first), "the second export left other files"
+        assert set(file_digests(artifact)) == set(first), "the second export left other files"
         self.check_agrees(artifact, exported)
 
     def test_failed_export_keeps_the_previous_one(self, tmp_path_factory: Any, tmp_path: Path,
@@ -569,19 +562,19 @@ class ExporterContract(ComponentContract):
         from etk_core.errors import EtkError
 
         artifact = self.artifact(tmp_path_factory, tmp_path)
-        pristine = _file_digests(artifact)
+        pristine = file_digests(artifact)
         self.break_check(monkeypatch)
         with pytest.raises(EtkError) as info:
             self.export(artifact)
         assert "\n" not in str(info.value), str(info.value)
-        assert _file_digests(artifact) == pristine, "a failed first export left files behind"
+        assert file_digests(artifact) == pristine, "a failed first export left files behind"
         monkeypatch.undo()
         exported = self.export(artifact)
-        good = _file_digests(artifact)
+        good = file_digests(artifact)
         self.break_check(monkeypatch)
         with pytest.raises(EtkError):
             self.export(artifact)
-        assert _file_digests(artifact) == good, "a failed export changed the previous one"
+        assert file_digests(artifact) == good, "a failed export changed the previous one"
         monkeypatch.undo()
         self.check_agrees(artifact, exported)
 
