@@ -22,6 +22,10 @@ def default_output(config: dict[str, Any]) -> Path:
     return Path("runs") / f"{config['app']['name']}-{config['algo']['name']}-{stamp}"
 
 
+#: Data roles at least this large get a notice before they are tokenised (it takes a while on CPU).
+TOKENISE_NOTICE_RECORDS = 2000
+
+
 @dataclass
 class Run:
     """Everything an Algorithm needs: config, app, encoder, data by role, strategy and the run folder."""
@@ -43,6 +47,8 @@ class Run:
     def features(self, role: str) -> list[dict[str, Any]]:
         """Encoded features of a data role (cached)."""
         if role not in self._features:
+            if self.reporter is not None and len(self.records[role]) >= TOKENISE_NOTICE_RECORDS:
+                self.reporter.notice(f"tokenising {len(self.records[role])} records of {role!r}")
             self._features[role] = self.app.encode_all(self.records[role])
         return self._features[role]
 
