@@ -131,10 +131,20 @@ def execute(config: dict[str, Any], resume: bool = False, reporter: Any = None, 
 
 def train_here(config: dict[str, Any], resume: bool = False, reporter: Any = None) -> RunResult:
     """Train in this process (alone, or as one launched worker)."""
-    from etk_core.io import atomic_write_text
-    from etk_core.run import prepare, start
+    from etk_core.run import prepare
 
     run = prepare(config, resume=resume)
+    try:
+        return _train_prepared(run, reporter)
+    finally:
+        if run.lock is not None:  # the run folder is free for the next run (of this process, too)
+            run.lock.close()
+
+
+def _train_prepared(run: Any, reporter: Any) -> RunResult:
+    from etk_core.io import atomic_write_text
+    from etk_core.run import start
+
     main = run.strategy.is_main_process()
     if main:
         start(run)
@@ -145,7 +155,7 @@ def train_here(config: dict[str, Any], resume: bool = False, reporter: Any = Non
     finally:
         _leave_process_group()
     artifact = run.dir / "model"
-    if main and config["export"] and artifact.is_dir():
+    if main and run.config["export"] and artifact.is_dir():
         metrics.update(export_artifact(run, artifact))
     if not main:  # the main process reports
         return RunResult({}, run.dir, None, run.config)

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from etk_core.errors import DataError
 from etk_core.hookspecs import hookimpl
 from etk_core.interfaces import RawRow, Reader
 
@@ -24,10 +25,16 @@ class LinesReader(Reader):
     suffixes = (".lines",)
 
     def rows(self) -> Iterator[RawRow]:
-        with open(self.source, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    yield RawRow({"text": line.rstrip("\n")}, f"{self.source}:{number}")
+        number = 0
+        try:
+            with open(self.source, encoding="utf-8") as handle:
+                for number, line in enumerate(handle, start=1):
+                    if line.strip():
+                        yield RawRow({"text": line.rstrip("\n")}, f"{self.source}:{number}")
+        except OSError as exc:  # missing, a folder, unreadable: one line naming the file, not a traceback
+            raise DataError(f"{self.source}: cannot read it ({exc.strerror or exc}); check the path") from None
+        except UnicodeDecodeError:
+            raise DataError(f"{self.source}:{number + 1}: not UTF-8 text; save the file as UTF-8") from None
 
 
 @hookimpl
