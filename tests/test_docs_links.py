@@ -45,3 +45,28 @@ def test_relative_links_resolve_inside_the_repository(page: Path):
 def test_no_machine_paths(page: Path):
     found = MACHINE_PATH.findall(page.read_text(encoding="utf-8"))
     assert not found, f"{page.relative_to(ROOT)} names paths of one machine: {found}"
+
+
+def test_reliability_promises_name_tests_that_exist():
+    """docs/reliability.md names the test behind each promise; every one named must exist."""
+    text = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
+    named = re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", text)
+    assert len(named) >= 20
+    missing = []
+    current = None
+    for path, test in named:
+        file = ROOT / path
+        if not file.is_file():
+            missing.append(path)
+            continue
+        current = file
+        if test and not re.search(rf"def {test}\(", file.read_text(encoding="utf-8")):
+            missing.append(f"{path}::{test}")
+    # bare `test_...` names after a `tests/x.py::...` belong to that file
+    for line in text.splitlines():
+        for path, _ in re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", line):
+            current = ROOT / path
+        for test in re.findall(r"`(test_\w+)`", line):
+            if current is not None and not re.search(rf"def {test}\(", current.read_text(encoding="utf-8")):
+                missing.append(f"{current.relative_to(ROOT)}::{test}")
+    assert not missing, missing
