@@ -58,8 +58,9 @@ def test_a_source_with_random_labels_is_weighted_down(tmp_path):
 
 
 def test_example_reader_refuses_unreadable_files_in_one_line(tmp_path):
-    from etk_core.errors import DataError
     from etk_hello import LinesReader
+
+    from etk_core.errors import DataError
 
     with pytest.raises(DataError, match=r"no\.lines: cannot read it \(No such file or directory\); check the path"):
         list(LinesReader(str(tmp_path / "no.lines"), {}).rows())
