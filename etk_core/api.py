@@ -131,10 +131,20 @@ def execute(config: dict[str, Any], resume: bool = False, reporter: Any = None, 
 
 def train_here(config: dict[str, Any], resume: bool = False, reporter: Any = None) -> RunResult:
     """Train in this process (alone, or as one launched worker)."""
-    from etk_core.io import atomic_write_text
-    from etk_core.run import prepare, start
+    from etk_core.run import prepare
 
     run = prepare(config, resume=resume)
+    try:
+        return _train_prepared(run, reporter)
+    finally:
+        if run.lock is not None:  # the run folder is free for the next run (of this process, too)
+            run.lock.close()
+
+
+def _train_prepared(run: Any, reporter: Any) -> RunResult:
+    from etk_core.io import atomic_write_text
+    from etk_core.run import start
+
     main = run.strategy.is_main_process()
     if main:
         start(run)
@@ -145,12 +155,33 @@ def train_here(config: dict[str, Any], resume: bool = False, reporter: Any = Non
     finally:
         _leave_process_group()
     artifact = run.dir / "model"
-    if main and config["export"] and artifact.is_dir():
+    if main and run.config["export"] and artifact.is_dir():
         metrics.update(export_artifact(run, artifact))
     if not main:  # the main process reports
         return RunResult({}, run.dir, None, run.config)
     atomic_write_text(run.dir / SUMMARY_FILE, json.dumps(metrics, indent=1))
+    record_final_figures(run.dir, metrics, artifact if artifact.is_dir() else None)
     return RunResult(metrics, run.dir, artifact if artifact.is_dir() else None, run.config)
+
+
+def record_final_figures(run_dir: Path, figures: dict[str, Any], artifact: Path | None) -> None:
+    """Keep the run's final figures (test metrics, an algorithm's own) where they outlive the terminal: a
+    `{"kind": "final"}` row closing metrics.jsonl (one, also after a `--resume`) and `final` in the artifact's
+    etk.json."""
+    from etk_core.artifact import META_FILE, read_meta
+    from etk_core.io import atomic_write_text
+
+    log = run_dir / "metrics.jsonl"
+    lines = log.read_text(encoding="utf-8").splitlines() if log.is_file() else []
+    kept = [line for line in lines if line.strip() and json.loads(line).get("kind") != "final"]
+    stages = [json.loads(line).get("stage") for line in kept]
+    row = {"kind": "final", "stage": stages[-1] if stages else "train", "step": figures.get("steps", 0),
+           **figures}
+    atomic_write_text(log, "".join(line + "\n" for line in [*kept, json.dumps(row)]))
+    if artifact is not None:
+        meta = read_meta(artifact)
+        meta["final"] = figures
+        atomic_write_text(artifact / META_FILE, json.dumps(meta, indent=1))
 
 
 def _leave_process_group() -> None:

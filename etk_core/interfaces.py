@@ -108,6 +108,12 @@ class App(Component, ABC):
         self.max_length = max_length
         self.labels = labels
 
+    @property
+    def uses_encoder(self) -> bool:
+        """Whether the model reads the backbone encoder (False: a classic model that takes only its tokens, so
+        the encoder's position limit does not bound `max_length`)."""
+        return True
+
     @abstractmethod
     def fit_labels(self, records: list[Record]) -> None:
         """Fix the label set from the training records."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,10 @@ def default_output(config: dict[str, Any]) -> Path:
     return Path("runs") / f"{config['app']['name']}-{config['algo']['name']}-{stamp}"
 
 
+#: Data roles at least this large get a notice before they are tokenised (it takes a while on CPU).
+TOKENISE_NOTICE_RECORDS = 2000
+
+
 @dataclass
 class Run:
     """Everything an Algorithm needs: config, app, encoder, data by role, strategy and the run folder."""
@@ -36,6 +41,7 @@ class Run:
     records: dict[str, list[Record]]
     resume: bool = False
     reporter: Any = None  # an `etk_core.training.reporter.Reporter` (None: silent)
+    lock: Any = None  # the run folder's lock while this process writes it (see `lock_folder`)
     _features: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _engine: Any = None
     _best: Any = None
@@ -43,6 +49,8 @@ class Run:
     def features(self, role: str) -> list[dict[str, Any]]:
         """Encoded features of a data role (cached)."""
         if role not in self._features:
+            if self.reporter is not None and len(self.records[role]) >= TOKENISE_NOTICE_RECORDS:
+                self.reporter.notice(f"tokenising {len(self.records[role])} records of {role!r}")
             self._features[role] = self.app.encode_all(self.records[role])
         return self._features[role]
 
@@ -158,7 +166,7 @@ def prepare(config: dict[str, Any], resume: bool = False) -> Run:
     from transformers import set_seed
 
     from etk_core.data.load import load_records
-    from etk_core.zoo import load_backbone
+    from etk_core.zoo import load_backbone, max_positions
 
     algorithm_cls, app_cls, strategy_cls = check_run(config, resume)
     if config["train"]["threads"]:
@@ -168,6 +176,11 @@ def prepare(config: dict[str, Any], resume: bool = False) -> Run:
                for role, spec in config["data"]["sources"].items()}
     encoder, tokenizer = load_backbone(config["model"])
     app = app_cls(config["app"], tokenizer, config["train"]["max_length"])
+    limit = max_positions(encoder)
+    if app.uses_encoder and limit is not None and config["train"]["max_length"] > limit:
+        raise ConfigError(f"train.max_length={config['train']['max_length']} is more than model "
+                          f"{config['model']['name']!r} reads ({limit} positions); set train.max_length={limit} "
+                          f"or less")
     app.fit_labels(records[algorithm_cls.roles[0]])
     algorithm = algorithm_cls()
     strategy = strategy_cls(config["strategy"], config["train"])
@@ -183,17 +196,19 @@ def prepare(config: dict[str, Any], resume: bool = False) -> Run:
 #: entries, and a `checkpoints/` folder with nothing but those) is a run that failed early: a new run
 #: into the same --output replaces it.
 EARLY_FILES = frozenset({"config.yaml", "metrics.jsonl", "stages.json", "selection.jsonl", "checkpoints"})
+#: Held (flock) by the process writing a run folder for as long as it runs; the kernel releases it on exit.
+LOCK_FILE = ".etk.lock"
 
 
 def output_state(folder: Path) -> tuple[str, str]:
     """What `folder` holds, as `(state, detail)`: "empty" (missing or empty), "early" (a run that stopped
     before its first checkpoint), "run" (checkpoints, an artifact or a summary) or "other" (files that are
     not etk's; `detail` names one)."""
-    if not folder.is_dir() or not any(folder.iterdir()):
+    if not folder.is_dir() or not any(entry.name != LOCK_FILE for entry in folder.iterdir()):
         return "empty", ""
     state, detail, kept = "early", "", []
     for entry in sorted(folder.iterdir()):
-        if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+        if (entry.name.startswith(".") and entry.name.endswith(".tmp")) or entry.name == LOCK_FILE:
             continue
         kept.append(entry.name)
         if entry.name == "checkpoints" and entry.is_dir():
@@ -234,6 +249,8 @@ def _clear_early(folder: Path) -> None:
     logger.warning("run folder %s holds a run that stopped before its first checkpoint; starting it again",
                    folder)
     for entry in folder.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
         if entry.is_dir():
             shutil.rmtree(entry)
         else:
@@ -245,7 +262,10 @@ def start(run: Run) -> None:
     import yaml
 
     path = run.dir / "config.yaml"
-    state = check_output(run.dir, run.resume)
+    check_output(run.dir, run.resume)  # refused before the folder is touched
+    run.dir.mkdir(parents=True, exist_ok=True)
+    run.lock = lock_folder(run.dir)
+    state = check_output(run.dir, run.resume)  # again, under the lock: another run may have started meanwhile
     if run.resume:
         try:
             saved = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -259,8 +279,28 @@ def start(run: Run) -> None:
         return
     if state == "early":
         _clear_early(run.dir)
-    run.dir.mkdir(parents=True, exist_ok=True)
     config_mod.save(run.config, path)
+
+
+def lock_folder(folder: Path) -> Any:
+    """Take the run folder's lock for this process (the open file holding it); EtkError where another
+    process holds it, so two runs never write one folder."""
+    import fcntl
+
+    handle = open(folder / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held until the process exits
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise EtkError(f"run folder {folder} is being written by {holder}; wait for that run to end or choose "
+                       f"another --output") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"etk pid {os.getpid()}")
+    handle.flush()
+    return handle
 
 
 def _diff_keys(a: Any, b: Any, prefix: str = "") -> set[str]:

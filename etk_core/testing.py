@@ -12,6 +12,7 @@ tests (name your subclass `Test...`)::
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import signal
@@ -67,8 +68,6 @@ def artifact_weights(run: Path) -> dict[str, Any]:
 
 def metrics_log(run: Path, kind: str | None = "eval") -> list[dict[str, Any]]:
     """The rows of a run's metrics.jsonl of one `kind` (`eval`, `train`, ...; None: all), in order."""
-    import json
-
     rows = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
     return [row for row in rows if kind is None or row.get("kind") == kind]
 
@@ -195,8 +194,6 @@ class StrategyContract(ComponentContract):
     strategy_args: ClassVar[list[str]] = []
 
     def test_trains_a_run_whose_artifact_evaluates(self, tmp_path: Path) -> None:
-        import json
-
         run = train_run(tmp_path, ["train", "--model", "bert-tiny", "--data", "train=synthetic_sentiment:train",
                                    "--data", "dev=synthetic_sentiment:dev", "--strategy", self.component_name,
                                    *self.strategy_args, "--set", "train.max_steps=4", "--set", "train.eval_every=2",
@@ -639,8 +636,6 @@ class AlgorithmContract(ComponentContract):
 
     def _uninterrupted(self, tmp_path_factory: Any) -> tuple[Path, dict[str, Any]]:
         """The run without interruption (trained once per contract class and session)."""
-        import json
-
         key = (type(self).__module__, type(self).__qualname__)
         if key not in _UNINTERRUPTED:
             out = tmp_path_factory.mktemp("uninterrupted") / "full"
@@ -651,7 +646,6 @@ class AlgorithmContract(ComponentContract):
 
     def test_killed_and_resumed_run_ends_like_the_uninterrupted_one(self, tmp_path: Path,
                                                                     tmp_path_factory: Any) -> None:
-        import json
         import math
 
         full, figures = self._uninterrupted(tmp_path_factory)
@@ -691,7 +685,10 @@ class AlgorithmContract(ComponentContract):
         full, _ = self._uninterrupted(tmp_path_factory)
         rows = metrics_log(full, None)
         stages = [row["stage"] for row in rows]
-        assert all(row["kind"] in ("train", "eval", "trial", "selection") for row in rows), rows[:3]
+        assert all(row["kind"] in ("train", "eval", "trial", "selection", "final") for row in rows), rows[:3]
+        summary = json.loads((full / "summary.json").read_text(encoding="utf-8"))
+        assert rows[-1]["kind"] == "final" and [row["kind"] for row in rows].count("final") == 1, rows[-2:]
+        assert {key: rows[-1][key] for key in summary} == summary  # the final figures outlive the terminal
         train, evals = metrics_log(full, "train"), metrics_log(full)
         assert train and evals
         for row in train:

@@ -46,3 +46,18 @@ def set_dropout(encoder: Any, probability: float) -> None:
     for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout"):
         if isinstance(getattr(encoder.config, key, None), float):
             setattr(encoder.config, key, probability)
+
+
+#: Model types whose position ids start after the padding id (so `padding_idx + 1` positions are never used).
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "mpnet", "longformer")
+
+
+def max_positions(encoder: Any) -> int | None:
+    """How many tokens the encoder reads at most (its learned position table), or None where it has none."""
+    config = getattr(encoder, "config", None)
+    limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int):
+        return None
+    if getattr(config, "model_type", "") in _OFFSET_POSITIONS:
+        limit -= (getattr(config, "pad_token_id", 0) or 0) + 1
+    return limit

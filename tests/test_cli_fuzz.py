@@ -34,6 +34,7 @@ CASES: dict[str, tuple[list[str], int, str]] = {
     "grad_accum 0": ([*TRAIN, *_set("train.grad_accum=0")], 2, "'train.grad_accum': must be >= 1"),
     "eval_batch_size -1": ([*TRAIN, *_set("train.eval_batch_size=-1")], 2, "'train.eval_batch_size': must be >= 1"),
     "max_length 0": ([*TRAIN, *_set("train.max_length=0")], 2, "'train.max_length': must be >= 1"),
+    "max_length past the positions": ([*TRAIN, *_set("train.max_length=1000")], 2, "reads (512 positions)"),
     "max_steps 0": ([*TRAIN, *_set("train.max_steps=0")], 2, "'train.max_steps': must be >= 1"),
     "warmup_ratio 1.5": ([*TRAIN, *_set("train.warmup_ratio=1.5")], 2, "must be >= 0 and <= 1, got 1.5"),
     "weight_decay -0.1": ([*TRAIN, *_set("train.weight_decay=-0.1")], 2, "'train.weight_decay': must be >= 0"),

@@ -55,3 +55,15 @@ def test_a_source_with_random_labels_is_weighted_down(tmp_path):
     assert last["weight_source"] < 0.8 * last["weight_target"], last
     assert {"loss_target", "loss_source", "lr_log_variance"} <= last.keys(), last
     assert max(row["accuracy"] for row in metrics_log(run)) > 0.75
+
+
+def test_example_reader_refuses_unreadable_files_in_one_line(tmp_path):
+    from etk_hello import LinesReader
+
+    from etk_core.errors import DataError
+
+    with pytest.raises(DataError, match=r"no\.lines: cannot read it \(No such file or directory\); check the path"):
+        list(LinesReader(str(tmp_path / "no.lines"), {}).rows())
+    (tmp_path / "latin.lines").write_bytes(b"fine\ncaf\xe9\n")
+    with pytest.raises(DataError, match=r"latin\.lines:2: not UTF-8"):
+        list(LinesReader(str(tmp_path / "latin.lines"), {}).rows())

@@ -40,18 +40,15 @@ def plugins(as_json: bool) -> None:
     if as_json:
         echo_json(report)
         return
-    from rich.table import Table
+    from etk_core.console import stdout_console, table
 
-    from etk_core.console import stdout_console
-
-    table = Table(title="etk plugins")
-    for column in ("plugin", "distribution", "version", "status", "registers", "notes"):
-        table.add_column(column)
+    listing = table("plugin", "version", "status", "registers and notes", title="etk plugins")
     for row in report:
-        registers = "; ".join(f"{kind}: {', '.join(sorted(names))}" for kind, names in row["registers"].items())
-        table.add_row(row["name"], row["distribution"], row["version"], row["status"], registers or "-",
-                      "; ".join(row["notes"]) or "-")
-    stdout_console().print(table)
+        lines = [f"{kind}: {', '.join(sorted(names))}" for kind, names in row["registers"].items()]
+        lines += [f"note: {note}" for note in row["notes"]]
+        name = row["name"] if row["distribution"] == row["name"] else f"{row['name']}\n({row['distribution']})"
+        listing.add_row(name, row["version"], row["status"], "\n".join(lines) or "-")
+    stdout_console().print(listing)
 
 
 @click.command("list")
@@ -67,16 +64,12 @@ def list_components(kind: str, as_json: bool) -> None:
     if as_json:
         echo_json(rows)
         return
-    from rich.table import Table
+    from etk_core.console import stdout_console, table
 
-    from etk_core.console import stdout_console
-
-    table = Table(title=f"etk {registry.kind}")
-    for column in ("name", "plugin", "description"):
-        table.add_column(column)
+    listing = table("name", "plugin", "description", title=f"etk {registry.kind}")
     for row in rows:
-        table.add_row(row["name"], row["plugin"], row["description"])
-    stdout_console().print(table)
+        listing.add_row(row["name"], row["plugin"], row["description"])
+    stdout_console().print(listing)
 
 
 COMMANDS = [plugins, list_components]

@@ -71,10 +71,11 @@ def train(app: str | None, algo: str | None, model: str | None, data: tuple[str,
 
 @contextlib.contextmanager
 def _progress() -> Iterator[Any]:
-    """A rich progress bar on stderr, as a training reporter."""
-    from etk_core.training.reporter import RichReporter
+    """The training reporter: a rich progress bar when stderr is a terminal, plain lines otherwise."""
+    from etk_core.console import stderr_console
+    from etk_core.training.reporter import PlainReporter, RichReporter
 
-    reporter = RichReporter()
+    reporter = RichReporter() if stderr_console().is_terminal else PlainReporter()
     try:
         yield reporter
     finally:
@@ -82,19 +83,15 @@ def _progress() -> Iterator[Any]:
 
 
 def _print_summary(result: Any) -> None:
-    from rich.table import Table
+    from etk_core.console import print_path, stdout_console, table
 
-    from etk_core.console import stdout_console
-
-    table = Table(title=f"run {result.run_dir}", show_header=True)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
+    figures = table("metric", "value", right=("value",))
     for key, value in result.metrics.items():
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-    console = stdout_console()
-    console.print(table)
+        figures.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    stdout_console().print(figures)
+    print_path("run folder", result.run_dir)
     if result.artifact is not None:
-        console.print(f"model artifact: {result.artifact}")
+        print_path("model artifact", result.artifact)
 
 
 COMMANDS = [train]

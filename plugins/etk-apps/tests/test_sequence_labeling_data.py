@@ -82,6 +82,16 @@ def test_txt_is_sniffed_and_tsv_keeps_its_txt(tmp_path):
     assert resolve_source(_write(tmp_path / "ner.txt", "EU B-ORG\nrejects O\n")).name == "conll"
 
 
+def test_one_bad_line_near_the_top_of_a_txt_is_named_not_misread_as_tsv(tmp_path):
+    body = "".join(f"w{i} NN {'B-PER' if i % 3 else 'O'}\n" + ("\n" if i % 4 == 3 else "") for i in range(40))
+    lines = body.splitlines(keepends=True)
+    lines[5] = "Peter B-PER\n"  # two columns where the file has three
+    path = _write(tmp_path / "ner.txt", "".join(lines))
+    assert resolve_source(path).name == "conll"
+    with pytest.raises(DataError, match=r"ner\.txt:6: expected 3 columns like the file's first line, found 2"):
+        load_records(path, {}, required=REQUIRED)
+
+
 def test_malformed_lines_are_one_line_errors_or_skipped(tmp_path):
     path = _write(tmp_path / "bad.conll", "EU NNP B-ORG\nrejects O\n\nPeter NNP B-PER\n")
     with pytest.raises(DataError) as info:

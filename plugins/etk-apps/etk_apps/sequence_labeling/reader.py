@@ -41,20 +41,21 @@ def split_spec(source: str) -> tuple[str, int]:
 
 
 def looks_like_conll(path: str) -> bool:
-    """Whether the file's first lines are CoNLL: >= 2 columns each, as many on every line, tag-like last."""
+    """Whether the file's first lines are CoNLL: most (>= 80%, at least 2) have >= 2 columns, the same number,
+    tag-like last. One bad line does not hide the format: the reader then names it with file and line."""
+    from collections import Counter
+
     try:
         lines = [line for _, line in islice(utf8_lines(path), _SNIFF_LINES)]
     except (DataError, OSError):
         return False
-    width = None
-    for line in lines:
-        fields = line.split()
-        if not fields or fields[0] == DOCSTART:
-            continue
-        if len(fields) < 2 or (width is not None and len(fields) != width) or not _TAG_LIKE.match(fields[-1]):
-            return False
-        width = len(fields)
-    return width is not None
+    rows = [line.split() for line in lines]
+    rows = [fields for fields in rows if fields and fields[0] != DOCSTART]
+    fitting = Counter(len(fields) for fields in rows if len(fields) >= 2 and _TAG_LIKE.match(fields[-1]))
+    if not fitting:
+        return False
+    count = fitting.most_common(1)[0][1]  # lines of the commonest width
+    return count >= 2 and count >= 0.8 * len(rows)
 
 
 class ConllReader(Reader):

@@ -63,6 +63,10 @@ class TextClassify(App):
         return self.options["model"] in CLASSIC_MODELS
 
     @property
+    def uses_encoder(self) -> bool:
+        return not self.classic
+
+    @property
     def vocabulary(self) -> Vocabulary:
         """Token ids of classic models (the tokenizer's unless app.vocab gives a word list)."""
         if self._vocabulary is None:
