@@ -259,27 +259,33 @@ def _clear_early(folder: Path) -> None:
 
 def start(run: Run) -> None:
     """Create the run folder (or check it on resume) and save the resolved config."""
-    import yaml
-
     path = run.dir / "config.yaml"
     check_output(run.dir, run.resume)  # refused before the folder is touched
+    if run.resume:  # before the lock: a refused resume leaves the folder as it was
+        _check_saved_config(run, path)
     run.dir.mkdir(parents=True, exist_ok=True)
     run.lock = lock_folder(run.dir)
     state = check_output(run.dir, run.resume)  # again, under the lock: another run may have started meanwhile
     if run.resume:
-        try:
-            saved = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise DamagedFileError(f"{path} is damaged ({type(exc).__name__}); restore it, or start the run "
-                                   f"again without --resume (another --output)") from None
-        if saved != run.config:
-            differing = sorted(_diff_keys(saved, run.config))
-            raise ConfigError(f"{run.dir}: resumed with a different config ({', '.join(differing[:3])}); "
-                              f"re-run with the original arguments or `--config {path}`")
         return
     if state == "early":
         _clear_early(run.dir)
     config_mod.save(run.config, path)
+
+
+def _check_saved_config(run: Run, path: Path) -> None:
+    """Refuse a resume whose config differs from the one the run folder saved (or whose copy is damaged)."""
+    import yaml
+
+    try:
+        saved = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise DamagedFileError(f"{path} is damaged ({type(exc).__name__}); restore it, or start the run "
+                               f"again without --resume (another --output)") from None
+    if saved != run.config:
+        differing = sorted(_diff_keys(saved, run.config))
+        raise ConfigError(f"{run.dir}: resumed with a different config ({', '.join(differing[:3])}); "
+                          f"re-run with the original arguments or `--config {path}`")
 
 
 def lock_folder(folder: Path) -> Any:

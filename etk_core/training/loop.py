@@ -43,6 +43,13 @@ class LoopResult:
         return cls(steps=record["steps"], best_metrics=record["best_metrics"], last_metrics=record["last_metrics"],
                    samples_per_s=record["samples_per_s"], figures=record["figures"], best_step=record["best_step"])
 
+    @classmethod
+    def from_state(cls, state: dict[str, Any], history: list[dict[str, Any]] | None = None) -> LoopResult:
+        """The result a stage's loop state (a live one, or a finished stage's last checkpoint) stands for."""
+        return cls(steps=state["step"], best_metrics=state["best"], last_metrics=state["last"],
+                   samples_per_s=state["samples"] / max(state["train_seconds"], 1e-9),
+                   history=history or [], best_step=state["best_step"])
+
 
 def param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
     """AdamW groups: no weight decay on biases and norms."""
@@ -369,10 +376,7 @@ class TrainingLoop:
             opt.zero_grad(set_to_none=True)
 
     def _result(self) -> LoopResult:
-        state = self.state
-        return LoopResult(steps=state["step"], best_metrics=state["best"], last_metrics=state["last"],
-                          samples_per_s=state["samples"] / max(state["train_seconds"], 1e-9),
-                          history=self._history, best_step=state["best_step"])
+        return LoopResult.from_state(self.state, self._history)
 
     def _checkpoint(self, ckpt_dir: Path | None) -> None:
         if ckpt_dir is not None:

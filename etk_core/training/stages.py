@@ -87,6 +87,9 @@ def train_stages(run: Any, algorithm: Any) -> dict[str, LoopResult]:
         _truncate_log(run.dir, names, 0, None)
     records = _stage_records(run.dir)
     results = {name: LoopResult.from_dict(records[name]) for name in names[:start] if name in records}
+    if found and saved.get("done") and names[start - 1] not in results and "best" in saved:
+        # stopped after the stage's last checkpoint, before its record was written: the checkpoint has it
+        results[names[start - 1]] = LoopResult.from_state(saved)
     prefix = (lambda name: f"{name}-") if len(names) > 1 else (lambda name: "")
     for index in range(start, len(names)):
         name = names[index]
