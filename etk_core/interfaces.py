@@ -237,6 +237,11 @@ class Algorithm(Component, ABC):
 
             raise ConfigError(f"algorithm {cls.name!r} trains --app {' or '.join(cls.apps)}, not {app_cls.name!r}")
 
+    def check_run(self, run: Run) -> None:
+        """Refuse, once the data is read and the backbone loaded but before anything is written, a run that
+        cannot work (e.g. a teacher of another app): a ConfigError or DataError. Default: nothing to check."""
+        return None
+
     def stages(self, run: Run) -> list[str]:
         """Names of the stages, in order (one `train` stage by default)."""
         return ["train"]

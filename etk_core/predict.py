@@ -54,6 +54,19 @@ class Predictor:
         self.app = self.artifact.app
         self.meta = self.artifact.meta
 
+    @property
+    def model(self) -> Any:
+        """The PyTorch model (backend `torch`), e.g. a teacher whose internals a distillation reads."""
+        if self.backend != "torch":
+            raise ArtifactError(f"this predictor runs the {self.backend} graph; load it with backend='torch' "
+                                f"for the PyTorch model")
+        return self.artifact.model
+
+    @property
+    def path(self) -> Path:
+        """The artifact folder."""
+        return self.artifact.path
+
     @staticmethod
     def records(inputs: list[Any]) -> list[Record]:
         """Plain strings become `{"text": ...}` records; dicts pass through."""

@@ -65,6 +65,12 @@ class Run:
             return None
         return [record[key] for record in records]
 
+    @property
+    def cache_dir(self) -> Path:
+        """The run's folder for what an algorithm computes once and reuses across epochs and `--resume`
+        (e.g. a teacher's outputs); created by whoever writes into it first."""
+        return self.dir / CACHE_DIR
+
     def engine(self) -> Any:
         """This process's `TrainEngine` (one per run, from the strategy)."""
         if self._engine is None:
@@ -189,13 +195,17 @@ def prepare(config: dict[str, Any], resume: bool = False) -> Run:
               tokenizer=tokenizer, algorithm=algorithm, strategy=strategy, records=records, resume=resume)
     for role in records:  # encode now: an unknown label or bad row fails before the run folder exists
         run.features(role)
+    algorithm.check_run(run)
     return run
 
 
 #: What a run writes before its first checkpoint; a folder holding only these (and temporary `.*.tmp`
 #: entries, and a `checkpoints/` folder with nothing but those) is a run that failed early: a new run
 #: into the same --output replaces it.
-EARLY_FILES = frozenset({"config.yaml", "metrics.jsonl", "stages.json", "selection.jsonl", "checkpoints"})
+EARLY_FILES = frozenset({"config.yaml", "metrics.jsonl", "stages.json", "selection.jsonl", "checkpoints",
+                         "cache"})
+#: Where an algorithm keeps what it computes once and reuses (a teacher's outputs): `Run.cache_dir`.
+CACHE_DIR = "cache"
 #: Held (flock) by the process writing a run folder for as long as it runs; the kernel releases it on exit.
 LOCK_FILE = ".etk.lock"
 
@@ -215,7 +225,7 @@ def output_state(folder: Path) -> tuple[str, str]:
             if any(not child.name.startswith(".") for child in entry.iterdir()):
                 return "run", "checkpoints"
             continue
-        if entry.name in EARLY_FILES and entry.is_file():
+        if entry.name in EARLY_FILES and (entry.is_file() or entry.name == CACHE_DIR):
             continue
         if entry.name in ("model", "summary.json") or entry.name.endswith(".old"):
             return "run", entry.name

@@ -1,5 +1,24 @@
-"""etk hook implementations of etk-distill.
+"""etk hook implementations of etk-distill: the distillation algorithms and the `student-of-teacher` model."""
 
-Nothing is registered yet: the components of this plugin arrive with a later issue. The module is still an
-`etk` entry point, so the plugin installs, loads and shows in `etk plugins`.
-"""
+from __future__ import annotations
+
+from typing import Any
+
+from etk_core.hookspecs import hookimpl
+
+
+@hookimpl
+def etk_register_algorithms() -> list[type[Any]]:
+    from etk_distill.distilbert import DistilBert
+    from etk_distill.kd import Kd
+    from etk_distill.pkd import Pkd
+    from etk_distill.tinybert import TinyBert
+
+    return [Kd, Pkd, DistilBert, TinyBert]
+
+
+@hookimpl
+def etk_register_models() -> list[type[Any]]:
+    from etk_distill.student import StudentOfTeacher
+
+    return [StudentOfTeacher]
