@@ -182,6 +182,8 @@ def _write_graphs(model: Any, app: Any, batch: dict[str, Any], reference: dict[s
         record["int8_max_abs_diff"] = float(np.abs(got8[first] - reference[first]).max())
         written.append(int8)
     record[DIGESTS_KEY] = {path.name: sha256(path) for path in written}
+    record["parameters"] = sum(parameter.numel() for parameter in model.parameters())
+    record["bytes"] = {path.name: path.stat().st_size for path in written}  # what a deployment ships
 
 
 def _export_onnx(path: str | Path, quantize: str | None, optimize: bool, loaded: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@ cached), the student's checks, and the final size and speed comparison."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from etk_core.config import Option
@@ -11,6 +12,10 @@ from etk_core.interfaces import Algorithm
 
 TEACHER_OPTION = Option((str, type(None)), None, "the teacher: a run folder or model artifact of the same app "
                         "(null: model.teacher of --model student-of-teacher)", path="folder")
+CACHE_OPTION = Option((str, type(None)), None, "folder of the teacher's cached outputs; give several runs the "
+                      "same one to compute them once (null: the run's cache/teacher)", path="output")
+#: The options every distillation algorithm has.
+TEACHER_OPTIONS = {"teacher": TEACHER_OPTION, "teacher_cache": CACHE_OPTION}
 #: Records timed one by one for the final latency figures.
 LATENCY_RECORDS = 32
 
@@ -55,7 +60,9 @@ class Distiller(Algorithm):
         """The teacher's cached outputs for a data role (computed on first use)."""
         if self.teacher is None:
             self.check_run(run)
-        return self.teacher.outputs(run, role, run.config["train"]["eval_batch_size"])
+        folder = run.config["algo"].get("teacher_cache")
+        return self.teacher.outputs(run, role, run.config["train"]["eval_batch_size"],
+                                    Path(folder) if folder else run.cache_dir / "teacher")
 
     def summary(self, run: Any, results: dict[str, Any]) -> dict[str, float]:
         from etk_core.training import default_summary

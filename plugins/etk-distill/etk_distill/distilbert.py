@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from etk_core.config import Option
-from etk_distill.base import TEACHER_OPTION, Distiller, attention_mask, inputs_of, rows
+from etk_distill.base import TEACHER_OPTIONS, Distiller, attention_mask, inputs_of, rows
 
 
 class DistilBert(Distiller):
@@ -18,7 +18,7 @@ class DistilBert(Distiller):
     layer_losses = True
     same_width = True
     options: ClassVar[dict[str, Option]] = {
-        "teacher": TEACHER_OPTION,
+        **TEACHER_OPTIONS,
         "temperature": Option(float, 2.0, "T of the soft cross-entropy", above=0),
         "soft_weight": Option(float, 5.0, "weight of the soft cross-entropy", min=0),
         "hard_weight": Option(float, 2.0, "weight of the labels' cross-entropy", min=0),

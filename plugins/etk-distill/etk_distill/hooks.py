@@ -11,10 +11,11 @@ from etk_core.hookspecs import hookimpl
 def etk_register_algorithms() -> list[type[Any]]:
     from etk_distill.distilbert import DistilBert
     from etk_distill.kd import Kd
+    from etk_distill.metakd import MetaKd
     from etk_distill.pkd import Pkd
     from etk_distill.tinybert import TinyBert
 
-    return [Kd, Pkd, DistilBert, TinyBert]
+    return [Kd, Pkd, DistilBert, TinyBert, MetaKd]
 
 
 @hookimpl

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from etk_core.config import Option
-from etk_distill.base import TEACHER_OPTION, Distiller, rows
+from etk_distill.base import TEACHER_OPTIONS, Distiller, rows
 
 
 class Kd(Distiller):
@@ -14,7 +14,7 @@ class Kd(Distiller):
     name = "kd"
     description = "vanilla knowledge distillation: soft teacher logits (T², KL) plus the labels"
     options: ClassVar[dict[str, Option]] = {
-        "teacher": TEACHER_OPTION,
+        **TEACHER_OPTIONS,
         "temperature": Option(float, 5.0, "T, the softmax temperature of both logits", above=0),
         "alpha": Option(float, 0.2, "α, the weight of the soft loss (1 − α: the labels' cross-entropy)",
                         min=0, max=1),

@@ -53,7 +53,11 @@ def cosine_loss(student: Any, teacher: Any, mask: Any) -> Any:
 
 def attention_loss(student: Any, teacher: Any, mask: Any) -> Any:
     """TinyBERT's L_attn for one layer: MSE of pre-softmax attention scores [batch, heads, tokens, tokens]
-    over the pairs of real tokens (padded queries and keys are left out), i.e. the mean over heads."""
+    over the pairs of real tokens (padded queries and keys are left out), i.e. the mean over heads. Where the
+    student has another number of heads than the teacher, their head-averaged scores are compared (TinyBERT
+    itself keeps the teacher's head count)."""
+    if student.shape[1] != teacher.shape[1]:
+        student, teacher = student.mean(1, keepdim=True), teacher.mean(1, keepdim=True)
     pairs = (mask[:, :, None] & mask[:, None, :]).unsqueeze(1).to(student.dtype)  # [batch, 1, tokens, tokens]
     squared = (student.float() - teacher.float()).pow(2) * pairs
     return squared.sum() / (pairs.sum() * student.shape[1]).clamp(min=1.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from etk_core.config import Option
-from etk_distill.base import TEACHER_OPTION, Distiller, rows
+from etk_distill.base import TEACHER_OPTIONS, Distiller, rows
 
 
 class Pkd(Distiller):
@@ -17,7 +17,7 @@ class Pkd(Distiller):
     layer_losses = True
     same_width = True
     options: ClassVar[dict[str, Option]] = {
-        "teacher": TEACHER_OPTION,
+        **TEACHER_OPTIONS,
         "temperature": Option(float, 10.0, "T, the softmax temperature", above=0),
         "alpha": Option(float, 0.5, "α, the weight of the soft loss (1 − α: the labels')", min=0, max=1),
         "beta": Option(float, 100.0, "β, the weight of the patient loss", min=0),

@@ -45,7 +45,6 @@ class Teacher:
                               f"{_short(run.app.labels)}: train the teacher on data with the same label set")
         digests = self.predictor.meta.get("files") or {}
         self.digest = hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()
-        self.forward_passes = 0  # teacher batches run (tests check the cache is used)
 
     def same_tokenizer(self, tokenizer: Any) -> bool:
         """Whether the student's tokenizer splits text into the teacher's tokens (layer losses need that)."""
@@ -55,15 +54,15 @@ class Teacher:
         """The teacher's parameter count."""
         return sum(p.numel() for p in self.model.parameters())
 
-    def outputs(self, run: Any, role: str, batch_size: int) -> dict[str, Any]:
+    def outputs(self, run: Any, role: str, batch_size: int, folder: Path) -> dict[str, Any]:
         """The teacher's logits and [CLS] states for every record of `role` (in the role's feature order),
-        from the run's cache when they are there, else computed now and cached."""
+        from the cache `folder` when they are there, else computed now and cached."""
         from safetensors.torch import load_file
 
         from etk_core.io import atomic_write, save_tensors
 
         records = run.records[role]
-        file = run.cache_dir / "teacher" / f"{role}-{self._key(records)}.safetensors"
+        file = folder / f"{role}-{self._key(records)}.safetensors"
         if file.is_file():
             try:
                 return load_file(str(file))
@@ -93,7 +92,6 @@ class Teacher:
                 batch = self.app.collate([features[i] for i in chunk])
                 batch.pop("labels", None)
                 out = self.model(**batch)["logits"].float()
-                self.forward_passes += 1
                 states = torch.stack([hidden[:, 0] for hidden in seen.hidden], dim=1).float()
                 for row, index in enumerate(chunk):
                     logits[index], cls[index] = out[row], states[row]
@@ -116,9 +114,9 @@ def _short(labels: Any) -> str:
     return ", ".join(map(str, labels[:6])) + (", ..." if len(labels) > 6 else "")
 
 
-def cache_files(run_dir: Path) -> list[Path]:
-    """The teacher outputs cached in a run folder."""
-    folder = Path(run_dir) / "cache" / "teacher"
+def cache_files(folder: Path) -> list[Path]:
+    """The teacher outputs cached in a folder."""
+    folder = Path(folder)
     return sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
 
 

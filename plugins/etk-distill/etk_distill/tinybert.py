@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from etk_core.config import Option
-from etk_distill.base import TEACHER_OPTION, Distiller, attention_mask, inputs_of, rows
+from etk_distill.base import TEACHER_OPTIONS, Distiller, attention_mask, inputs_of, rows
 
 #: The run folder's artifact of the student after the intermediate stage (the prediction stage starts from it).
 INTERMEDIATE_ARTIFACT = "intermediate"
@@ -20,7 +20,7 @@ class TinyBert(Distiller):
     description = "TinyBERT: intermediate-layer distillation (attention scores, states), then prediction layer"
     layer_losses = True
     options: ClassVar[dict[str, Option]] = {
-        "teacher": TEACHER_OPTION,
+        **TEACHER_OPTIONS,
         "temperature": Option(float, 1.0, "t of the prediction stage's soft cross-entropy", above=0),
         "intermediate_epochs": Option((float, type(None)), None, "epochs of the intermediate stage (null: "
                                       "train.epochs)", above=0),
