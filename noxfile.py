@@ -66,3 +66,9 @@ def rsa(session: nox.Session) -> None:
 def strategies(session: nox.Session) -> None:
     """single vs ddp throughput and memory; gradient bytes per communication hook."""
     session.run("python", "benchmarks/strategies.py", *(session.posargs or []))
+
+
+@nox.session
+def distill(session: nox.Session) -> None:
+    """Distillation on the Amazon 4 domains: teacher, students, kd/pkd/distilbert/tinybert/metakd/adabert."""
+    session.run("python", "benchmarks/distill.py", *(session.posargs or []))

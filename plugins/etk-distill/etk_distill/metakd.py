@@ -52,15 +52,18 @@ class MetaKd(Distiller):
       TinyBERT the stage has no dev evaluation (it does not train the head) and its artifact `distill` is the
       student at its last step.
     - `prediction` (stage 2) on the same examples: softCE(z_s/T, z_t/T), T = `temperature`, z_t the
-      meta-teacher's logits (cached like any teacher's), selected on the target domain's dev examples (all
-      of dev, with per-domain metrics, when `target_domain` is null). Its artifact is the run's `model/`:
-      the plain student app model (no domain branch).
+      meta-teacher's logits (cached like any teacher's, under the run's `cache/meta_teacher`), selected on the
+      target domain's dev examples (all of dev, with per-domain metrics, when `target_domain` is null or the
+      dev records carry no domain). Its artifact is the run's `model/`: the plain student app model (no
+      domain branch).
 
     The branches and W_fit are extra modules (outside the artifacts), at `module_lr` (null: their stage's
-    learning rate). `dev` is required: it selects the meta-teacher (a stage writes its artifact on a new best
-    dev metric). The final figures add `teacher_dev_<metric>` and `meta_teacher_dev_<metric>` (overall and per
-    domain) to compare the meta-teacher with the mixed teacher it started from, besides the size and speed
-    figures of every distiller. The student must read the teacher's tokens and have a transformer
+    learning rate). [choice] `dev` is required: the meta-teacher is the teacher's model, not the run's, so the
+    stage writes its artifact itself on each new best dev metric (the engine's artifact writer knows only the
+    student's backbone), and without dev there would be no evaluation to write it at.
+    The final figures add `teacher_dev_<metric>` and `meta_teacher_dev_<metric>` (overall and per domain) to
+    compare the meta-teacher with the mixed teacher it started from, besides the size and speed figures of
+    every distiller. The student must read the teacher's tokens and have a transformer
     (`--model student-of-teacher`, or a transformer with the teacher's vocabulary)."""
 
     name = "metakd"

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import torch
-from transformers import BertConfig, BertModel
-
 from etk_distill.internals import capture
+from transformers import BertConfig, BertModel
 
 
 class Wrapped(torch.nn.Module):

@@ -6,10 +6,10 @@ import math
 
 import pytest
 import torch
-
-from etk_core.errors import ConfigError
 from etk_distill.layer_maps import init_layers, pkd_layers, uniform_layers
 from etk_distill.losses import attention_loss, cosine_loss, masked_mse, patient_loss, soft_cross_entropy, soft_kl
+
+from etk_core.errors import ConfigError
 
 
 def test_kd_loss_is_zero_for_the_teachers_logits_and_scales_with_t_squared():

@@ -35,9 +35,10 @@ def figures(result) -> dict:
 
 
 def test_student_layers_are_copies_of_the_chosen_teacher_layers(minilm_teacher):
-    import etk_core
     from etk_distill.internals import encoder_of, layers_of
     from etk_distill.student import StudentOfTeacher
+
+    import etk_core
 
     teacher = encoder_of(etk_core.load(minilm_teacher, backend="torch").model)
     for choice, expected in (("skip", [1, 3, 5]), ("last", [4, 5, 6]), ("2,3,6", [2, 3, 6])):

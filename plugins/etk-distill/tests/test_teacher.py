@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from etk_distill.teacher import Teacher, cache_files
 
 from etk_core.testing import needs_packaged_minilm, run_cli
-from etk_distill.teacher import Teacher, cache_files
 
 pytestmark = needs_packaged_minilm()
 

@@ -11,6 +11,7 @@ from etk_core.hookspecs import hookimpl
 def etk_register_models() -> list[type[Any]]:
     from etk_zoo.hf_folder import HfFolder
     from etk_zoo.minilm import MiniLML6
+    from etk_zoo.mpnet import MpnetBase
     from etk_zoo.presets import PRESETS
 
-    return [MiniLML6, HfFolder, *PRESETS]
+    return [MiniLML6, MpnetBase, HfFolder, *PRESETS]

@@ -8,7 +8,8 @@ import sys
 from etk_core.plugins import get_plugin_manager, reset_plugin_manager
 from etk_core.registry import get_registry
 
-NAMES = {"minilm-l6", "hf", "bert-tiny", "bert-mini", "bert-small", "bert-medium", "bert-base", "bert-large"}
+NAMES = {"minilm-l6", "hf", "bert-tiny", "bert-mini", "bert-small", "bert-medium", "bert-base", "bert-large",
+         "mpnet-base"}
 
 
 def test_models_are_registered(monkeypatch):

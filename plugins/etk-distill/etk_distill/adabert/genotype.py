@@ -60,8 +60,8 @@ class Genotype:
         return {"depth": self.depth, "ops": list(self.ops)}
 
     def cost(self, max_cells: int) -> float:
-        """The efficiency loss of this architecture: (K / K_max) · Σ_edges cost(op)."""
-        return self.depth / max_cells * sum(COSTS[op] for op in self.ops)
+        """The efficiency loss of this architecture: (K / K_max) · the mean cost of its edges' operations."""
+        return self.depth / max_cells * sum(COSTS[op] for op in self.ops) / max(1, len(self.ops))
 
     def expensive_share(self) -> float:
         """The share of the cell's edges that carry a convolution."""

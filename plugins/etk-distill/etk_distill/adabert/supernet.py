@@ -44,8 +44,8 @@ class Architecture(nn.Module):
         return (self.depth_logits.softmax(-1) * depths).sum()
 
     def expected_cost(self) -> torch.Tensor:
-        """L_E: the expected cost of the architecture, E[K]/K_max · Σ_edges Σ_o softmax(α_ij)_o · cost(o)."""
-        cell = (self.edge_logits.softmax(-1) * self.costs.to(self.edge_logits.dtype)).sum()
+        """L_E: the expected cost of the architecture, E[K]/K_max · mean_edges Σ_o softmax(α_ij)_o · cost(o)."""
+        cell = (self.edge_logits.softmax(-1) * self.costs.to(self.edge_logits.dtype)).sum(-1).mean()
         return self.expected_depth() / self.max_cells * cell
 
     def genotype(self) -> Genotype:
