@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -95,20 +96,31 @@ def run_args(method: str, domain: str, seed: int, runs: Path, args: argparse.Nam
 
 
 def speed(folder: Path, texts: list[str], threads: int) -> dict[str, float]:
-    """ONNX Runtime latency per example (batch 1, ms) and throughput (batch 32, examples/s) of an export."""
-    import etk_core
+    """ONNX Runtime latency per example (batch 1, ms) and throughput (batch 32, examples/s) of an export,
+    with `threads` intra-op threads."""
+    from etk_core.predict import Predictor
 
-    one = etk_core.load(folder, batch_size=1, backend="onnx")
+    one = Predictor(folder, batch_size=1, backend="onnx", threads=threads)
     one.predict(texts[:5])
     started = time.perf_counter()
     for text in texts:
         one.predict([text])
     latency = (time.perf_counter() - started) / len(texts) * 1000
-    many = etk_core.load(folder, batch_size=32, backend="onnx")
+    many = Predictor(folder, batch_size=32, backend="onnx", threads=threads)
     many.predict(texts[:32])
     started = time.perf_counter()
     many.predict(texts)
     return {"ms_per_example": round(latency, 2), "qps": round(len(texts) / (time.perf_counter() - started), 1)}
+
+
+def artifact_params(run: Path) -> int:
+    """Parameters stored in a run's model artifact."""
+    import math
+
+    from safetensors import safe_open
+
+    with safe_open(str(run / "model" / "model.safetensors"), "pt") as weights:
+        return sum(math.prod(weights.get_slice(key).get_shape()) for key in weights.keys())  # noqa: SIM118
 
 
 def cell(values: list[float]) -> str:
@@ -132,13 +144,15 @@ def tables(runs: list[dict[str, Any]], speeds: dict[str, dict[str, float]], args
         by_domain = [[r["test_accuracy"] for r in mine if r["domain"] == d] for d in DOMAINS]
         average = [statistics.mean(r["test_accuracy"] for r in mine if r["seed"] == s and r["domain"] in DOMAINS)
                    for s in seeds if any(r["seed"] == s for r in mine)]
-        params = mine[0].get("student_params") or mine[0].get("params")
+        params = mine[0].get("student_params") or (artifact_params(Path(mine[0]["run"]))
+                                                    if Path(mine[0]["run"], "model").is_dir() else None)
         lines.append(f"| {method} | " + " | ".join(cell(v) if v else "–" for v in by_domain)
                      + f" | {cell(average)} | " + (f"{params / 1e6:.1f}M |" if params else "– |"))
     if speeds:
         base = speeds.get("teacher")
-        lines += ["", "ONNX Runtime (fp32, one thread per session as `etk serve` runs it by default), dev texts of "
-                  "books:", "", "| model | ms per example (batch 1) | examples/s (batch 32) | QPS vs teacher |",
+        lines += ["", f"ONNX Runtime (fp32, {args.threads} intra-op thread(s)), 200 dev texts of "
+                  f"{args.domains.split(',')[0]}, measured one after the other in this run:", "",
+                  "| model | ms per example (batch 1) | examples/s (batch 32) | QPS vs teacher |",
                   "|---|---|---|---|"]
         for name, figures in speeds.items():
             ratio = f"{figures['qps'] / base['qps']:.2f}×" if base else "–"
@@ -160,6 +174,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="extra config KEY=VALUE for every run")
     parser.add_argument("--runs", default="runs/bench-distill", help="folder of the benchmark's run folders")
     parser.add_argument("--log", default=None, help="JSON-lines file of finished runs (appended; done runs skipped)")
+    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads for the speed table")
     parser.add_argument("--no-speed", action="store_true", help="skip the ONNX Runtime speed table")
     parser.add_argument("--quick", action="store_true", help="one seed, one domain, a few steps: checks the script")
     parser.add_argument("--readme", action="store_true", help="write the tables into the plugin README")
@@ -184,7 +199,10 @@ def main() -> None:
                 key = f"{method}-{seed}" if method == "mixed_teacher" else f"{method}-{domain}-{seed}"
                 if any(r["key"] == key or r["key"].startswith(key + "-") for r in done):
                     continue
+                if (runs_dir / key).exists():  # a run cut short by a stopped benchmark: start it again
+                    shutil.rmtree(runs_dir / key)
                 metrics = etk_train(run_args(method, domain, seed, runs_dir, args), runs_dir / key, key)
+                metrics.setdefault("student_params", artifact_params(runs_dir / key))
                 records = [{"key": key, "method": method, "domain": domain, "seed": seed, **metrics}]
                 if method == "mixed_teacher":  # one teacher for every domain: scored on each domain's test split
                     records = [{**records[0], "key": f"{key}-{other}", "domain": other,
@@ -225,7 +243,7 @@ def measure_speeds(runs_dir: Path, methods: list[str], args: argparse.Namespace)
         if not (folder / "model").is_dir():
             continue
         subprocess.run([sys.executable, "-m", "etk_core", "export", str(folder)], check=True, capture_output=True)
-        speeds[name] = speed(folder, texts, threads=1)
+        speeds[name] = speed(folder, texts, threads=args.threads)
     return speeds
 
 

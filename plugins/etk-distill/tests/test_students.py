@@ -76,6 +76,11 @@ def test_half_depth_kd_student_learns_and_serves_without_its_teacher(tmp_path, m
     torch_labels = [p["label"] for p in etk_core.load(out, backend="torch").predict(texts)]
     onnx_labels = [p["label"] for p in etk_core.load(out, backend="onnx").predict(texts)]
     assert torch_labels == onnx_labels
+    quantised = run_cli(["export", str(out), "--quantize", "int8"])
+    assert quantised.exit_code == 0, quantised.output
+    assert {p["label"] for p in etk_core.load(out, backend="onnx-int8").predict(texts)} <= {"positive", "negative"}
+    sizes = json.loads((out / "model" / "onnx.json").read_text())["bytes"]
+    assert sizes["model.int8.onnx"] < sizes["model.onnx"] / 2
     assert not any(path.name == "teacher" for path in (out / "model").rglob("*"))
 
 
