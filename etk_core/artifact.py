@@ -194,19 +194,19 @@ def load_artifact(path: str | Path, loaded: LoadedArtifact | None = None) -> Loa
     """Rebuild app, tokenizer and the PyTorch model from an artifact folder (or a run folder); `loaded`:
     its app, already loaded with `load_app`."""
     from safetensors.torch import load_file
-    from transformers import AutoConfig
 
     from etk_core.registry import get_component
 
     loaded = loaded or load_app(path)
     weights = loaded.path / WEIGHTS_FILE
     check_files(loaded.path, {WEIGHTS_FILE: (loaded.meta.get(DIGESTS_KEY) or {}).get(WEIGHTS_FILE)})
+    backbone = get_component("models", loaded.meta["backbone"])
     try:
-        encoder_config = AutoConfig.from_pretrained(loaded.path / ENCODER_DIR)
+        encoder_config = backbone.load_config(loaded.path / ENCODER_DIR)
     except Exception as exc:  # a garbled config.json
         raise DamagedFileError(f"{loaded.path / ENCODER_DIR / 'config.json'}: damaged artifact file "
                                f"({type(exc).__name__}); {_RETRAIN}") from None
-    encoder = get_component("models", loaded.meta["backbone"]).encoder_from_config(encoder_config)
+    encoder = backbone.encoder_from_config(encoder_config)
     model = loaded.app.build_model(encoder)
     try:
         state = load_file(str(weights))

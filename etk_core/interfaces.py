@@ -86,6 +86,14 @@ class Backbone(Component, ABC):
         """Return `(encoder, tokenizer)`: a Hugging Face model giving `last_hidden_state`, and its tokenizer."""
 
     @classmethod
+    def load_config(cls, folder: Path) -> Any:
+        """The encoder config an artifact saved in `folder` (a backbone with its own config class reads it
+        itself; transformers' AutoConfig knows only registered model types)."""
+        from transformers import AutoConfig
+
+        return AutoConfig.from_pretrained(folder)
+
+    @classmethod
     def encoder_from_config(cls, config: Any) -> Any:
         """Rebuild the encoder (weights uninitialised) from its saved config, for loading an artifact."""
         from transformers import AutoModel

@@ -5,9 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from etk_core.hookspecs import hookimpl
-from etk_distill.adabert import register_config_on_import
-
-register_config_on_import()  # adabert-cnn artifacts: AutoConfig must know model_type etk-adabert
 
 
 @hookimpl

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import pytest
 import torch
 
-from etk_core.testing import AlgorithmContract, etk_process, metrics_log, needs_packaged_minilm, run_cli
+from etk_core.testing import AlgorithmContract, etk_process, metrics_log, needs_packaged_minilm, run_cli, serving
 
 pytestmark = needs_packaged_minilm()
 
@@ -123,21 +123,23 @@ def test_derived_cell_leaves_zero_edges_out_and_ops_keep_the_length() -> None:
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory: pytest.TempPathFactory, minilm_teacher: Path) -> tuple[Path, dict[str, Any], str]:
     """An adabert run of width 128 (the spec's) and K_max 4 (8 in the spec: half the search's time) on 400
-    records: a short search, then 100 steps of fine-tuning."""
+    records: a short search, then 100 steps of fine-tuning. β = 0: so short a search with the spec's β = 4
+    derives depth 0 (embeddings and max-pooling, which suffice for this data), and the checks below want
+    cells in the artifact, its export and its server."""
     out = tmp_path_factory.mktemp("adabert") / "run"
     result = adabert(out, minilm_teacher, "model.max_cells=4", "data.max_rows=400", "algo.search_max_steps=30",
-                     "algo.finetune_max_steps=100")
+                     "algo.finetune_max_steps=100", "algo.beta=0")
     assert result.exit_code == 0, result.output
     return out, figures(result), result.output
 
 
 def test_derived_cnn_learns_and_is_much_smaller_and_faster_than_its_teacher(searched) -> None:
     _, result, _ = searched
-    assert result["dev_accuracy"] > 0.75, result  # two balanced classes: chance is 0.5
+    assert result["dev_accuracy"] > 0.8, result  # two balanced classes: chance is 0.5
     assert result["teacher_to_student_params"] > 4, result
     assert result["student_params"] < 6_000_000 < result["teacher_params"], result
     assert result["speedup_vs_teacher"] > 1.5, result
-    assert 0 <= result["adabert_depth"] <= 4 and result["steps"] == 130
+    assert 1 <= result["adabert_depth"] <= 4 and result["steps"] == 130
 
 
 def test_searched_architecture_is_saved_printed_and_rebuilt_from_the_artifact(searched, tmp_path) -> None:
@@ -159,6 +161,7 @@ def test_searched_architecture_is_saved_printed_and_rebuilt_from_the_artifact(se
     loaded = etk_core.load(run, backend="torch")
     encoder = loaded.model.encoder
     assert type(encoder).__name__ == "DerivedEncoder" and len(encoder.cells) == genotype["depth"]
+    assert all(cell.ops == tuple(genotype["ops"]) for cell in encoder.cells)
     assert sum(p.numel() for p in loaded.model.parameters()) == result["student_params"]
     mine = loaded.predict(TEXTS)
     # a fresh process rebuilds it from the artifact alone (transformers learns the config type on import)
@@ -168,13 +171,15 @@ def test_searched_architecture_is_saved_printed_and_rebuilt_from_the_artifact(se
     done = etk_process(["predict", str(run), "--input", str(inputs), "--output", str(predicted),
                         "--backend", "torch"])
     assert done.returncode == 0, done.stderr[-3000:]
-    theirs = [json.loads(line) for line in predicted.read_text().splitlines()]
+    theirs = [json.loads(line)["prediction"] for line in predicted.read_text().splitlines()]
     assert [row["label"] for row in theirs] == [row["label"] for row in mine]
     for row, reference in zip(theirs, mine, strict=True):
-        assert row["scores"] == pytest.approx(reference["scores"], abs=1e-6)
+        assert row["probabilities"] == pytest.approx(reference["probabilities"], abs=1e-6)
 
 
-def test_derived_cnn_exports_to_onnx_in_a_fresh_process(searched, tmp_path) -> None:
+def test_derived_cnn_exports_to_onnx_and_serves_in_fresh_processes(searched) -> None:
+    import httpx
+
     import etk_core
 
     run, _, _ = searched
@@ -185,6 +190,15 @@ def test_derived_cnn_exports_to_onnx_in_a_fresh_process(searched, tmp_path) -> N
     torch_rows = etk_core.load(run, backend="torch").predict(TEXTS)
     onnx_rows = etk_core.load(run, backend="onnx").predict(TEXTS)
     assert [row["label"] for row in onnx_rows] == [row["label"] for row in torch_rows]
+    with serving(run) as server:
+        info = httpx.get(server.url + "/v1/model").json()
+        response = httpx.post(server.url + "/v1/predict", json={"inputs": TEXTS})
+    assert info["model"] == "adabert-cnn" and info["backend"] == "onnx", info
+    assert response.status_code == 200, response.text
+    served = response.json()["predictions"]
+    assert [row["label"] for row in served] == [row["label"] for row in onnx_rows]
+    for row, reference in zip(served, onnx_rows, strict=True):
+        assert row["probabilities"] == pytest.approx(reference["probabilities"], abs=1e-5)
 
 
 def test_a_larger_beta_chooses_a_cheaper_architecture(tmp_path, tiny_teacher) -> None:

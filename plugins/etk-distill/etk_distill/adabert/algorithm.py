@@ -38,9 +38,10 @@ class AdaBert(Distiller):
     t(k) = round(k·L_T/K_max) is read through a logistic-regression probe fitted once (L-BFGS, L2 `probe_l2`)
     on the teacher's cached [CLS] states of the training records against their labels (the last layer: the
     teacher's own logits); L_KD,k is the soft cross-entropy (temperature `temperature`) from the probe's to
-    head k's probabilities. L_E, the efficiency loss, is the expected cost E[K]/K_max · Σ_edges Σ_o
+    head k's probabilities. L_E, the efficiency loss, is the expected op cost E[K]/K_max · mean_edges Σ_o
     softmax(α_ij)_o·cost(o) with the spec's relative costs (conv .100/.104/.108, dilated the same, pools,
-    identity and zero .094).
+    identity and zero .094): at most 0.108, so β = 4 weighs it like the task losses (the mean, not the sum
+    over the 9 edges, which would make β·L_E dwarf them).
 
     Stage `derive` (computed once) takes the argmax architecture (depth and one operation per edge, `zero`
     included), prints it, writes `architecture.json` and a `selection` row to metrics.jsonl. Stage `finetune`
@@ -100,7 +101,7 @@ class AdaBert(Distiller):
             raise ConfigError("algo.teacher and model.teacher name different teachers; the student starts from "
                               "its teacher's embeddings: give one (--set model.teacher=RUN)")
         options = run.app.options
-        if getattr(run.app, "classic", False) or options.get("model") == "bi":
+        if getattr(run.app, "classic", False) or getattr(run.app, "separate", False):
             raise ConfigError(f"algorithm 'adabert' searches the encoder of a single-sequence classifier; "
                               f"app.model={options.get('model')} is not one: drop --set app.model")
         super().check_run(run)

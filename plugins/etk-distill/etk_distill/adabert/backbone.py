@@ -52,6 +52,12 @@ class AdaBertCnn(Backbone):
         return encoder, tokenizer
 
     @classmethod
+    def load_config(cls, folder: Any) -> Any:
+        from etk_distill.adabert.config import AdaBertConfig
+
+        return AdaBertConfig.from_pretrained(folder)
+
+    @classmethod
     def encoder_from_config(cls, config: Any) -> Any:
         from etk_distill.adabert.encoder import build_encoder
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from transformers.configuration_utils import PreTrainedConfig
 
 MODEL_TYPE = "etk-adabert"
@@ -30,12 +28,11 @@ class AdaBertConfig(PreTrainedConfig):
     teacher_hidden_size: int | None = None
 
 
-def register_config(auto_config_module: Any = None) -> None:
-    """Make `etk-adabert` known to transformers' AutoConfig (idempotent); `auto_config_module`: transformers'
-    configuration_auto module where it is being imported (see `etk_distill.adabert`)."""
-    if auto_config_module is None:
-        import importlib
+def register_config() -> None:
+    """Make `etk-adabert` known to transformers' AutoConfig too (idempotent), for code that reads an adabert
+    artifact's config without its backbone."""
+    from transformers import AutoConfig
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-        auto_config_module = importlib.import_module("transformers.models.auto.configuration_auto")
-    if MODEL_TYPE not in auto_config_module.CONFIG_MAPPING:
-        auto_config_module.AutoConfig.register(MODEL_TYPE, AdaBertConfig)
+    if MODEL_TYPE not in CONFIG_MAPPING:
+        AutoConfig.register(MODEL_TYPE, AdaBertConfig)
