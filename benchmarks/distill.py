@@ -175,6 +175,7 @@ def main() -> None:
     parser.add_argument("--runs", default="runs/bench-distill", help="folder of the benchmark's run folders")
     parser.add_argument("--log", default=None, help="JSON-lines file of finished runs (appended; done runs skipped)")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads for the speed table")
+    parser.add_argument("--table-only", action="store_true", help="train nothing: the tables of the runs in the log")
     parser.add_argument("--no-speed", action="store_true", help="skip the ONNX Runtime speed table")
     parser.add_argument("--quick", action="store_true", help="one seed, one domain, a few steps: checks the script")
     parser.add_argument("--readme", action="store_true", help="write the tables into the plugin README")
@@ -193,7 +194,8 @@ def main() -> None:
         write_splits(runs_dir / "splits", args.train_rows, args.heldout)
     done = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line] if log.is_file() else []
     methods = args.methods.split(",")
-    for seed in args.seeds:  # seeds outside: a cut-short benchmark has every method for the first seeds
+    # seeds outside: a cut-short benchmark has every method for the first seeds
+    for seed in [] if args.table_only else args.seeds:
         for domain in args.domains.split(","):
             for method in methods:
                 key = f"{method}-{seed}" if method == "mixed_teacher" else f"{method}-{domain}-{seed}"
