@@ -130,8 +130,6 @@ class LoadedArtifact:
 
 def load_app(path: str | Path) -> LoadedArtifact:
     """The artifact's metadata, tokenizer and app (no model weights): enough to pre- and post-process."""
-    from transformers import AutoTokenizer
-
     from etk_core.registry import get_component
 
     folder = find_artifact(path)
@@ -143,13 +141,26 @@ def load_app(path: str | Path) -> LoadedArtifact:
     check_files(folder, {name: digest for name, digest in digests.items() if name != WEIGHTS_FILE})
     app_cls = get_component("apps", meta["app"]["name"])
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder / ENCODER_DIR)
+        tokenizer = _backbone_or_default(meta["backbone"]).load_tokenizer(folder / ENCODER_DIR)
     except Exception as exc:  # tokenizers and transformers raise many types for a garbled file
         raise DamagedFileError(f"{folder / ENCODER_DIR}: damaged artifact tokenizer ({type(exc).__name__}); "
                                f"{_RETRAIN}") from None
     state = meta["app_state"]
     app = app_cls(state.get("options", meta["app"]), tokenizer, meta["max_length"], labels=state.get("labels"))
     return LoadedArtifact(folder, meta, app, tokenizer)
+
+
+def _backbone_or_default(name: str) -> Any:
+    """The artifact's backbone class, or the base Backbone where its plugin is not installed (an exported
+    graph serves without the plugin that trained it)."""
+    from etk_core.errors import EtkError
+    from etk_core.interfaces import Backbone
+    from etk_core.registry import get_component
+
+    try:
+        return get_component("models", name)
+    except EtkError:
+        return Backbone
 
 
 def read_meta(folder: Path) -> dict[str, Any]:

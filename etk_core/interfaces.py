@@ -86,6 +86,13 @@ class Backbone(Component, ABC):
         """Return `(encoder, tokenizer)`: a Hugging Face model giving `last_hidden_state`, and its tokenizer."""
 
     @classmethod
+    def load_tokenizer(cls, folder: Path) -> Any:
+        """The tokenizer an artifact saved in `folder`."""
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(folder)
+
+    @classmethod
     def load_config(cls, folder: Path) -> Any:
         """The encoder config an artifact saved in `folder` (a backbone with its own config class reads it
         itself; transformers' AutoConfig knows only registered model types)."""

@@ -52,6 +52,15 @@ class AdaBertCnn(Backbone):
         return encoder, tokenizer
 
     @classmethod
+    def load_tokenizer(cls, folder: Any) -> Any:
+        from transformers import AutoTokenizer
+
+        from etk_distill.adabert.config import register_config
+
+        register_config()  # AutoTokenizer reads config.json's model_type
+        return AutoTokenizer.from_pretrained(folder)
+
+    @classmethod
     def load_config(cls, folder: Any) -> Any:
         from etk_distill.adabert.config import AdaBertConfig
 
