@@ -58,8 +58,6 @@ class Distiller(Algorithm):
 
     def cached(self, run: Any, role: str = "train") -> dict[str, Any]:
         """The teacher's cached outputs for a data role (computed on first use)."""
-        if self.teacher is None:
-            self.check_run(run)
         folder = run.config["algo"].get("teacher_cache")
         return self.teacher.outputs(run, role, run.config["train"]["eval_batch_size"],
                                     Path(folder) if folder else run.cache_dir / "teacher")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from etk_core.config import Option
-from etk_core.errors import ConfigError
 from etk_core.interfaces import Backbone
 
 
@@ -21,7 +20,7 @@ def shrink(teacher_encoder: Any, layers: list[int]) -> Any:
     config = copy.deepcopy(teacher_encoder.config)
     config.num_hidden_layers = len(layers)
     student = AutoModel.from_config(config)
-    student_layers, teacher_layers = layers_of(student), layers_of(teacher_encoder)
+    teacher_layers = layers_of(teacher_encoder)
     teacher_state = teacher_encoder.state_dict()
     layer_prefix = {id(module): name for name, module in teacher_encoder.named_modules()}[id(teacher_layers)]
     state = {}
@@ -32,7 +31,6 @@ def shrink(teacher_encoder: Any, layers: list[int]) -> Any:
         else:
             state[key] = teacher_state[key]
     student.load_state_dict(state)
-    assert len(student_layers) == len(layers)
     return student
 
 
@@ -50,15 +48,11 @@ class StudentOfTeacher(Backbone):
     }
 
     def load(self) -> tuple[Any, Any]:
-        import etk_core
         from etk_distill.internals import encoder_of, layer_count
         from etk_distill.layer_maps import init_layers
+        from etk_distill.teacher import backbone_teacher
 
-        path = self.options.get("teacher")
-        if not path:
-            raise ConfigError("--model student-of-teacher needs its teacher: --set model.teacher=RUN (a run "
-                              "folder or model artifact)")
-        teacher = etk_core.load(path, backend="torch")
+        teacher = backbone_teacher(self.options.get("teacher"), self.name)
         total = layer_count(teacher.model)
         count = self.options.get("layers") or max(1, total // 2)
         layers = init_layers(self.options.get("init_layers") or "skip", total, count)

@@ -25,6 +25,17 @@ def teacher_path(run: Any) -> str:
     return str(path)
 
 
+def backbone_teacher(path: str | None, model: str) -> Any:
+    """The teacher a student backbone (`--model MODEL`) is made from, loaded for PyTorch; a one-line
+    ConfigError without `model.teacher`."""
+    import etk_core
+
+    if not path:
+        raise ConfigError(f"--model {model} needs its teacher: --set model.teacher=RUN (a run folder or model "
+                          f"artifact of the app)")
+    return etk_core.load(path, backend="torch")
+
+
 class Teacher:
     """A loaded teacher checked against the run (same app, same labels in the same order)."""
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from etk_core.config import Option
-from etk_core.errors import ConfigError
 from etk_core.interfaces import Backbone
 
 
@@ -26,15 +25,11 @@ class AdaBertCnn(Backbone):
     }
 
     def load(self) -> tuple[Any, Any]:
-        import etk_core
         from etk_distill.adabert.encoder import AdaBertConfig, SearchEncoder
         from etk_distill.internals import encoder_of
+        from etk_distill.teacher import backbone_teacher
 
-        path = self.options.get("teacher")
-        if not path:
-            raise ConfigError("--model adabert-cnn needs its teacher: --set model.teacher=RUN (a run folder or "
-                              "model artifact of the app)")
-        teacher = etk_core.load(path, backend="torch")
+        teacher = backbone_teacher(self.options.get("teacher"), self.name)
         teacher_encoder = encoder_of(teacher.model)
         tokenizer = teacher.app.tokenizer
         teacher_config = teacher_encoder.config
