@@ -198,27 +198,48 @@ def main() -> None:
     for seed in [] if args.table_only else args.seeds:
         for domain in args.domains.split(","):
             for method in methods:
-                key = f"{method}-{seed}" if method == "mixed_teacher" else f"{method}-{domain}-{seed}"
+                key = run_key(method, domain, seed)
                 if any(r["key"] == key or r["key"].startswith(key + "-") for r in done):
                     continue
-                if (runs_dir / key).exists():  # a run cut short by a stopped benchmark: start it again
-                    shutil.rmtree(runs_dir / key)
-                metrics = etk_train(run_args(method, domain, seed, runs_dir, args), runs_dir / key, key)
-                metrics.setdefault("student_params", artifact_params(runs_dir / key))
-                records = [{"key": key, "method": method, "domain": domain, "seed": seed, **metrics}]
-                if method == "mixed_teacher":  # one teacher for every domain: scored on each domain's test split
-                    records = [{**records[0], "key": f"{key}-{other}", "domain": other,
-                                "test_accuracy": domain_accuracy(runs_dir / key, other)} for other in DOMAINS]
+                teacher = TEACHER_OF.get(method)
+                if teacher and not (runs_dir / run_key(teacher, domain, seed) / "model").is_dir():
+                    # logged by an earlier session whose run folders are gone: train it again, log it once
+                    train_one(teacher, domain, seed, runs_dir, args)
+                records = train_one(method, domain, seed, runs_dir, args)
                 done.extend(records)
+                log.parent.mkdir(parents=True, exist_ok=True)
                 with open(log, "a", encoding="utf-8") as file:
                     file.writelines(json.dumps(record) + "\n" for record in records)
-                print(f"{key:28s} test acc {metrics.get('test_accuracy', float('nan')):.4f} "
-                      f"({metrics['seconds']:.0f} s)", file=sys.stderr, flush=True)
     speeds = {} if args.no_speed else measure_speeds(runs_dir, methods, args)
     text = tables(done, speeds, args)
     print(text)
     if args.readme and not args.quick:
         write_section(README, BEGIN, END, text)
+
+
+TEACHER_OF = {"student": "teacher", "kd": "teacher", "pkd": "teacher", "distilbert": "teacher",
+              "tinybert": "teacher", "adabert": "teacher", "kd_mixed": "mixed_teacher", "metakd": "mixed_teacher"}
+
+
+def run_key(method: str, domain: str, seed: int) -> str:
+    """The run folder's name (and log key) of one method, domain and seed; one mixed teacher per seed."""
+    return f"{method}-{seed}" if method == "mixed_teacher" else f"{method}-{domain}-{seed}"
+
+
+def train_one(method: str, domain: str, seed: int, runs_dir: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Train one method's run (a folder left by a cut-short run is started again); its log records."""
+    key = run_key(method, domain, seed)
+    if (runs_dir / key).exists():
+        shutil.rmtree(runs_dir / key)
+    metrics = etk_train(run_args(method, domain, seed, runs_dir, args), runs_dir / key, key)
+    metrics.setdefault("student_params", artifact_params(runs_dir / key))
+    records = [{"key": key, "method": method, "domain": domain, "seed": seed, **metrics}]
+    if method == "mixed_teacher":  # one teacher for every domain: scored on each domain's test split
+        records = [{**records[0], "key": f"{key}-{other}", "domain": other,
+                    "test_accuracy": domain_accuracy(runs_dir / key, other)} for other in DOMAINS]
+    print(f"{key:28s} test acc {metrics.get('test_accuracy', float('nan')):.4f} ({metrics['seconds']:.0f} s)",
+          file=sys.stderr, flush=True)
+    return records
 
 
 def domain_accuracy(run: Path, domain: str) -> float:

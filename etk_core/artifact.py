@@ -16,6 +16,12 @@ ARTIFACT_DIR = "model"
 META_FILE = "etk.json"
 WEIGHTS_FILE = "model.safetensors"
 ENCODER_DIR = "encoder"
+#: Folder of a run holding one more artifact per domain, for algorithms that train a model per domain
+#: (`RUN/domains/NAME/`; `etk evaluate RUN --domain NAME` reads one).
+DOMAINS_DIR = "domains"
+#: Key of etk.json describing how an algorithm's model wraps the app model (from the model's `etk_layout`
+#: attribute); `Algorithm.artifact_model` rebuilds such a model.
+LAYOUT_KEY = "layout"
 FORMAT_VERSION = 1
 #: Key of etk.json holding the sha256 of every file the artifact was written with (the ONNX export keeps
 #: its own in onnx.json).
@@ -49,6 +55,9 @@ def save_artifact(folder: Path, *, model: Any, app: Any, tokenizer: Any, encoder
         "metrics": metrics,
         DIGESTS_KEY: file_digests(tmp),
     }
+    layout = getattr(model, "etk_layout", None)
+    if layout is not None:
+        meta[LAYOUT_KEY] = layout
     (tmp / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
     swap_in(tmp, folder)
     return folder
@@ -103,9 +112,12 @@ def _recover_swap(folder: Path) -> None:
         os.replace(old, folder)
 
 
-def find_artifact(path: str | Path) -> Path:
-    """The artifact folder given a run folder or an artifact folder."""
+def find_artifact(path: str | Path, domain: str | None = None) -> Path:
+    """The artifact folder given a run folder or an artifact folder; with `domain`, the run's artifact of that
+    domain (`RUN/domains/NAME`, for algorithms that train one model per domain)."""
     path = Path(path)
+    if domain is not None:
+        path = domain_artifact(path, domain)
     _recover_swap(path)
     _recover_swap(path / ARTIFACT_DIR)
     for candidate in (path, path / ARTIFACT_DIR):
@@ -115,6 +127,19 @@ def find_artifact(path: str | Path) -> Path:
         raise ArtifactError(f"{path} does not exist; give a run folder or a model artifact folder")
     raise ArtifactError(f"{path} holds no model artifact ({META_FILE} missing); give the run folder of a "
                         f"finished `etk train` or its {ARTIFACT_DIR}/ folder")
+
+
+def domain_artifact(path: Path, domain: str) -> Path:
+    """`RUN/domains/NAME` of a run folder (or of the folder above a run's `model/`)."""
+    run = path.parent if path.name == ARTIFACT_DIR and not (path / DOMAINS_DIR).is_dir() else path
+    folder = run / DOMAINS_DIR
+    names = sorted(entry.name for entry in folder.iterdir() if (entry / META_FILE).is_file()) \
+        if folder.is_dir() else []
+    if domain not in names:
+        where = f"its domains: {', '.join(names)}" if names else "it holds no per-domain artifacts (only " \
+            "algorithms that train a model per domain write them)"
+        raise ArtifactError(f"{run} has no artifact of domain {domain!r}; {where}")
+    return folder / domain
 
 
 @dataclass
@@ -217,8 +242,15 @@ def load_artifact(path: str | Path, loaded: LoadedArtifact | None = None) -> Loa
     except Exception as exc:  # a garbled config.json
         raise DamagedFileError(f"{loaded.path / ENCODER_DIR / 'config.json'}: damaged artifact file "
                                f"({type(exc).__name__}); {_RETRAIN}") from None
-    encoder = backbone.encoder_from_config(encoder_config)
-    model = loaded.app.build_model(encoder)
+
+    def build() -> Any:
+        return loaded.app.build_model(backbone.encoder_from_config(encoder_config))
+
+    layout = loaded.meta.get(LAYOUT_KEY)
+    # an algorithm whose model wraps the app's (shared and private encoders) rebuilds it; its plugin must be
+    # installed for PyTorch (an exported graph serves without it)
+    model = build() if layout is None else \
+        get_component("algorithms", loaded.meta["algo"]).artifact_model(build, layout)
     try:
         state = load_file(str(weights))
     except Exception as exc:  # safetensors' own error types for a cut or garbled file

@@ -7,7 +7,7 @@ Every component class carries `name` (unique within its kind), `description` (on
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -270,6 +270,15 @@ class Algorithm(Component, ABC):
         best dev metrics as `dev_*`, the artifact's `test_*` metrics, steps, samples/s, peak memory; see
         `etk_core.training.default_summary`, which an algorithm's own summary can extend)."""
         return None
+
+    @classmethod
+    def artifact_model(cls, build: Callable[[], Any], layout: dict[str, Any]) -> Any:
+        """Rebuild (weights uninitialised) an artifact's model that wraps the app model, from `layout` (what
+        the trained model's `etk_layout` attribute said; kept in etk.json) and `build()`, which makes a fresh
+        app model each call. Only algorithms whose models carry `etk_layout` are asked."""
+        from etk_core.errors import ArtifactError
+
+        raise ArtifactError(f"algorithm {cls.name!r} cannot rebuild an artifact with a model layout; re-train it")
 
     def state_dict(self) -> dict[str, Any]:
         """The algorithm's own state for checkpoints: tensors and plain values (JSON-like) only."""

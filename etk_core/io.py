@@ -44,10 +44,18 @@ def umask() -> int:
 
 
 def save_tensors(tensors: dict, path: Path) -> None:
-    """safetensors' save_file with the permissions of any other file (it creates files 0600)."""
+    """safetensors' save_file with the permissions of any other file (it creates files 0600). A tensor whose
+    storage an earlier one holds (a module shared by two parts of a model, e.g. the embeddings of a shared and
+    a private encoder) is stored as a copy, which loading puts back into the one parameter."""
     from safetensors.torch import save_file
 
-    save_file(tensors, str(path))
+    seen: set[int] = set()
+    unique = {}
+    for key, value in tensors.items():
+        storage = value.untyped_storage().data_ptr()
+        unique[key] = value.clone() if storage in seen and value.numel() else value
+        seen.add(storage)
+    save_file(unique, str(path))
     os.chmod(path, 0o666 & ~umask())
 
 

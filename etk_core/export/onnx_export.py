@@ -71,11 +71,13 @@ def _export_graph(model: Any, app: Any, batch: dict[str, Any], target: Path) -> 
 
     input_names = list(batch)
     output_names = app.export_outputs
-    encoder = getattr(model, "encoder", None)
     static = static_length(model, app)
-    if static is None and encoder is not None and hasattr(encoder, "set_attn_implementation"):
-        # the eager attention exports to plain ops that ONNX Runtime's optimizer fuses into Attention
-        encoder.set_attn_implementation("eager")
+    if static is None:
+        # the eager attention exports to plain ops that ONNX Runtime's optimizer fuses into Attention (every
+        # encoder of the model: a feature-based TL model has a shared and a private one)
+        for module in model.modules():
+            if hasattr(module, "set_attn_implementation") and hasattr(module, "config"):
+                module.set_attn_implementation("eager")
     axes = {name: {0: "batch"} if static else {0: "batch", 1: "sequence"} for name in input_names}
     axes.update({name: {0: "batch"} for name in output_names})
     with torch.no_grad():

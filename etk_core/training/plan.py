@@ -115,6 +115,9 @@ class Stage:
     eval_model: Callable[[], Any] | None = None
     evaluate: Callable[[Any], dict[str, float]] | None = None
     artifact: str | None = "model"  # folder of the run where the best model of this stage is written
+    #: More models written with every new best, beside `artifact`: run sub-folder -> model (e.g.
+    #: `domains/source`, the source domain's model of a feature-based TL run).
+    extra_artifacts: Callable[[], dict[str, Any]] | None = None
     on_step_end: Hook | None = None
     on_eval_end: Hook | None = None
     on_epoch_end: Hook | None = None

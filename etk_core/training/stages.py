@@ -103,9 +103,12 @@ def train_stages(run: Any, algorithm: Any) -> dict[str, LoopResult]:
         else:
             artifact = stage.artifact
 
-            def on_best(model: Any, metrics: dict[str, float], folder: str | None = artifact) -> None:
+            def on_best(model: Any, metrics: dict[str, float], folder: str | None = artifact,
+                        extra: Any = stage.extra_artifacts) -> None:
                 if folder is not None:
                     run.save_artifact(model, metrics, folder=folder)
+                for subfolder, other in (extra() if extra else {}).items():
+                    run.save_artifact(other, metrics, folder=subfolder)
 
             loop = TrainingLoop(stage=stage, app=run.app, config=run.config, engine=engine, run_dir=run.dir,
                                 on_best=on_best, reporter=run.reporter if engine.is_main_process else None,
