@@ -72,3 +72,9 @@ def strategies(session: nox.Session) -> None:
 def distill(session: nox.Session) -> None:
     """Distillation on the Amazon 4 domains: teacher, students, kd/pkd/distilbert/tinybert/metakd/adabert."""
     session.run("python", "benchmarks/distill.py", *(session.posargs or []))
+
+
+@nox.session
+def feature_tl(session: nox.Session) -> None:
+    """Feature-based TL (Table 8): Quora -> CIKM and two Amazon pairs, 9 rows x 3 seeds (long: --quick checks)."""
+    session.run("python", "benchmarks/feature_tl.py", *(session.posargs or []))

@@ -55,13 +55,20 @@ def private_body(shared: nn.Module, kind: str, layers: int, share_embeddings: bo
                 if isinstance(module, nn.Embedding):
                     _replace(private, path, module)
         return private
+    check_private(shared, kind, layers)
     path, stack = layer_stack(shared)
-    if not 1 <= layers <= len(stack):
-        raise ConfigError(f"algo.private_layers={layers}: the encoder has {len(stack)} layers; choose 1 to "
-                          f"{len(stack)}")
     keep = {f"{path}.{index}" for index in range(len(stack) - layers, len(stack))}
     _share_all_but(private, shared, keep, "")
     return private
+
+
+def check_private(body: nn.Module, kind: str, layers: int) -> None:
+    """Refuse a private part that `body` cannot have (ConfigError)."""
+    if kind == "top":
+        _, stack = layer_stack(body)
+        if not 1 <= layers <= len(stack):
+            raise ConfigError(f"algo.private_layers={layers}: the encoder has {len(stack)} layers; choose 1 to "
+                              f"{len(stack)}")
 
 
 def _replace(root: nn.Module, path: str, module: nn.Module) -> None:

@@ -8,7 +8,6 @@ import json
 from typing import Any, ClassVar
 
 from etk_core.config import Option
-
 from etk_featuretl.shared_private import adversarial_loss, adversary
 from etk_featuretl.transfer import ADVERSARIAL_OPTIONS, PRIVATE_OPTIONS, FeatureTransfer
 

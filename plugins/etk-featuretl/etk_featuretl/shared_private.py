@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from etk_core.config import Option
-
 from etk_featuretl.transfer import ADVERSARIAL_OPTIONS, PRIVATE_OPTIONS, FeatureTransfer
 
 

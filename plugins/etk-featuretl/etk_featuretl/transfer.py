@@ -78,10 +78,15 @@ class FeatureTransfer(Algorithm):
             raise ConfigError(f"algorithm {self.name!r} relates one source domain to the target; the source data has "
                               f"{len(self.domains) - 1} ({', '.join(self.domains[1:])}): give one domain, or use "
                               f"sp_adv for several")
+        from etk_featuretl.bodies import PRIVATE_KINDS, check_private, take_head
+
+        body, _ = take_head(run.build_model(), self.name)  # (a model around the run's encoder: no copy)
         if self.private:
             kind = run.config["algo"]["private"]
-            if kind not in ("full", "top"):
-                raise ConfigError(f"algo.private={kind!r} is not one of full, top")
+            if kind not in PRIVATE_KINDS:
+                raise ConfigError(f"algo.private={kind!r} is not one of {', '.join(PRIVATE_KINDS)}; e.g. --set "
+                                  f"algo.private=full")
+            check_private(body, kind, int(run.config["algo"]["private_layers"]))
 
     def source_groups(self, run: Any) -> list[int] | None:
         """The domain index of every source feature (None: one source domain)."""

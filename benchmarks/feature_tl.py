@@ -1,0 +1,164 @@
+"""Feature-based TL like Table 8 of the EasyTransfer paper: the same model, budget (steps = epochs over the
+target train set, same batch sizes) and seeds for every row: tgt_only, src_only, mixed (etk-instancetl's
+baselines), src_then_tgt (fine-tune on the source, then the target), fs, sp, sp_adv, drss, drss_adv.
+
+Settings: Quora -> CIKM AnalytiCup 2018 English (text_match: Prec@1 / Rec@1 / F1@1 of the positive class, ACC,
+AUC on cikm_en's test split) and two Amazon domain pairs (text_classify, ACC on the target's dev split used as
+its test set; `--target-rows` reviews of the target train split for training, 200 more held out as dev). Every
+run is `etk train` in its own process; `--log` appends each finished run to a JSON-lines file and skips runs
+already there (a cut-short benchmark goes on where it stopped); `--readme` writes the tables into
+plugins/etk-featuretl/README.md. Needs the shared datasets folder (ETK_DATASETS_DIR or ../shared/datasets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from etk_runs import etk_train, write_section
+
+METHODS = ("tgt_only", "src_only", "mixed", "src_then_tgt", "fs", "sp", "sp_adv", "drss", "drss_adv")
+SETTINGS = ("qqp-cikm", "books-dvd", "electronics-kitchen")
+README = Path(__file__).resolve().parent.parent / "plugins" / "etk-featuretl" / "README.md"
+BEGIN, END = "<!-- BENCHMARK:BEGIN -->", "<!-- BENCHMARK:END -->"
+
+
+def write_amazon_splits(folder: Path, source: str, target: str, source_rows: int, target_rows: int) -> None:
+    """The source's first `source_rows` train reviews; the target's first `target_rows` train reviews and 200
+    more as dev (the target's own dev split stays the test set)."""
+    import csv
+
+    from etk_core.data.load import load_records
+
+    folder.mkdir(parents=True, exist_ok=True)
+    chosen = {"source": load_records(f"amazon_{source}:train", {})[:source_rows]}
+    target_records = load_records(f"amazon_{target}:train", {})
+    chosen.update(target=target_records[:target_rows], dev=target_records[target_rows: target_rows + 200])
+    for role, records in chosen.items():
+        with open(folder / f"{role}.tsv", "w", encoding="utf-8", newline="") as file:
+            writer = csv.DictWriter(file, ["text", "label"], delimiter="\t")
+            writer.writeheader()
+            writer.writerows({"text": " ".join(r["text"].split()), "label": r["label"]} for r in records)
+
+
+def data_args(setting: str, runs: Path, args: argparse.Namespace) -> tuple[str, list[str]]:
+    """The app and `--data` arguments of a setting."""
+    if setting == "qqp-cikm":
+        return "text_match", ["--data", "source=qqp:train", "--data", "target=cikm_en:train",
+                              "--data", "dev=cikm_en:dev", "--data", "test=cikm_en:test",
+                              "--set", f"data.max_rows={args.max_rows}"]
+    source, target = setting.split("-")
+    splits = runs / f"splits-{setting}"
+    if not (splits / "dev.tsv").is_file():
+        write_amazon_splits(splits, source, target, args.source_rows, args.target_rows)
+    return "text_classify", ["--data", f"source={splits / 'source.tsv'}", "--data", f"target={splits / 'target.tsv'}",
+                             "--data", f"dev={splits / 'dev.tsv'}", "--data", f"test=amazon_{target}:dev"]
+
+
+def positive_class(run: Path) -> dict[str, float]:
+    """Prec@1, Rec@1 and F1@1 of the positive class ("1": duplicate) on CIKM's test split."""
+    import etk_core
+    from etk_core.data.load import load_records
+
+    records = load_records("cikm_en:test", {})
+    predicted = [p["label"] for p in etk_core.load(run, backend="torch").predict(records)]
+    gold = [str(r["label"]) for r in records]
+    hits = sum(p == g == "1" for p, g in zip(predicted, gold))
+    precision = hits / max(1, predicted.count("1"))
+    recall = hits / max(1, gold.count("1"))
+    return {"test_prec1": precision, "test_rec1": recall,
+            "test_f1_1": 2 * precision * recall / (precision + recall) if hits else 0.0}
+
+
+def cell(values: list[float]) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values) * 100:.1f} ± {sd * 100:.1f}"
+
+
+def tables(done: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    seeds = sorted({r["seed"] for r in done})
+    lines = [f"Model `{args.model}`; {args.epochs} epochs over the target's training data (every row the same steps "
+             f"and batch sizes), max length {args.max_length}; seeds {', '.join(map(str, seeds))}; measured "
+             f"{time.strftime('%Y-%m-%d')} on {args.where}.", ""]
+    columns = [("qqp-cikm", "test_prec1", "Prec@1"), ("qqp-cikm", "test_rec1", "Rec@1"),
+               ("qqp-cikm", "test_f1_1", "F1@1"), ("qqp-cikm", "test_accuracy", "ACC"),
+               ("qqp-cikm", "test_auc", "AUC"), ("books-dvd", "test_accuracy", "books→dvd ACC"),
+               ("electronics-kitchen", "test_accuracy", "electronics→kitchen ACC")]
+    lines += ["| method | " + " | ".join(title for _, _, title in columns) + " |", "|---|" + "---|" * len(columns)]
+    for method in METHODS:
+        mine = [r for r in done if r["method"] == method]
+        if not mine:
+            continue
+        cells = []
+        for setting, key, _ in columns:
+            values = [r[key] for r in mine if r["setting"] == setting and key in r]
+            cells.append(cell(values) if values else "–")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--model", default="minilm-l6")
+    parser.add_argument("--epochs", type=float, default=3)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--max-rows", type=int, default=2000, help="rows read per QQP/CIKM source")
+    parser.add_argument("--source-rows", type=int, default=1600, help="Amazon source reviews")
+    parser.add_argument("--target-rows", type=int, default=200, help="Amazon target reviews to train on")
+    parser.add_argument("--set", action="append", default=[], help="extra config KEY=VALUE for every run")
+    parser.add_argument("--runs", default="runs/bench-feature-tl")
+    parser.add_argument("--log", default=None, help="JSON-lines file of finished runs (appended; done runs skipped)")
+    parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="one seed, a few steps: checks the script")
+    parser.add_argument("--readme", action="store_true")
+    parser.add_argument("--where", default=f"{os.cpu_count()} CPU cores")
+    args = parser.parse_args()
+    from etk_core.data.datasets.shared import shared_datasets_dir
+
+    if not shared_datasets_dir():
+        raise SystemExit("feature_tl needs the shared datasets folder (set ETK_DATASETS_DIR)")
+    if args.quick:
+        args.seeds, args.set = args.seeds[:1], [*args.set, "train.max_steps=3"]
+    runs, log = Path(args.runs), Path(args.log or Path(args.runs) / "runs.jsonl")
+    runs.mkdir(parents=True, exist_ok=True)
+    done = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line] if log.is_file() else []
+    for seed in [] if args.table_only else args.seeds:
+        for setting in args.settings.split(","):
+            for method in args.methods.split(","):
+                key = f"{method}-{setting}-{seed}"
+                if any(r["key"] == key for r in done):
+                    continue
+                if (runs / key).exists():
+                    shutil.rmtree(runs / key)
+                app, data = data_args(setting, runs, args)
+                metrics = etk_train(["--app", app, "--algo", method, "--model", args.model, *data,
+                                     "--set", f"seed={seed}", "--set", f"train.epochs={args.epochs}",
+                                     "--set", f"train.max_length={args.max_length}",
+                                     *sum((["--set", s] for s in args.set), [])], runs / key, key)
+                if setting == "qqp-cikm":
+                    metrics.update(positive_class(runs / key))
+                record = {"key": key, "method": method, "setting": setting, "seed": seed, **metrics}
+                done.append(record)
+                log.parent.mkdir(parents=True, exist_ok=True)
+                with open(log, "a", encoding="utf-8") as file:
+                    file.write(json.dumps(record) + "\n")
+                print(f"{key:32s} test acc {metrics.get('test_accuracy', float('nan')):.4f} "
+                      f"({metrics['seconds']:.0f} s)", file=sys.stderr, flush=True)
+    text = tables(done, args)
+    print(text)
+    if args.readme and not args.quick:
+        write_section(README, BEGIN, END, text)
+
+
+if __name__ == "__main__":
+    main()
