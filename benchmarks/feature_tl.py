@@ -2,9 +2,10 @@
 target train set, same batch sizes) and seeds for every row: tgt_only, src_only, mixed (etk-instancetl's
 baselines), src_then_tgt (fine-tune on the source, then the target), fs, sp, sp_adv, drss, drss_adv.
 
-Settings: Quora -> CIKM AnalytiCup 2018 English (text_match: Prec@1 / Rec@1 / F1@1 of the positive class, ACC,
-AUC on cikm_en's test split) and two Amazon domain pairs (text_classify, ACC on the target's dev split used as
-its test set; `--target-rows` reviews of the target train split for training, 200 more held out as dev). Every
+Settings: Quora -> CIKM AnalytiCup 2018 English (text_match: `--qqp-rows` source pairs, the first `--cikm-rows`
+CIKM train pairs, CIKM's dev and test splits; Prec@1 / Rec@1 / F1@1 of the positive class, ACC, AUC on the
+test split) and two Amazon domain pairs (text_classify: `--source-rows` source reviews, `--target-rows` target
+reviews and 200 more held out as dev, ACC on the target's dev split used as its test set). Every
 run is `etk train` in its own process; `--log` appends each finished run to a JSON-lines file and skips runs
 already there (a cut-short benchmark goes on where it stopped); `--readme` writes the tables into
 plugins/etk-featuretl/README.md. Needs the shared datasets folder (ETK_DATASETS_DIR or ../shared/datasets).
@@ -30,36 +31,45 @@ README = Path(__file__).resolve().parent.parent / "plugins" / "etk-featuretl" / 
 BEGIN, END = "<!-- BENCHMARK:BEGIN -->", "<!-- BENCHMARK:END -->"
 
 
-def write_amazon_splits(folder: Path, source: str, target: str, source_rows: int, target_rows: int) -> None:
-    """The source's first `source_rows` train reviews; the target's first `target_rows` train reviews and 200
-    more as dev (the target's own dev split stays the test set)."""
+def write_splits(folder: Path, source: str, target: str, source_rows: int, target_rows: int, dev_rows: int) -> None:
+    """The first `source_rows` records of the `source` dataset; the first `target_rows` of `target` and, with
+    `dev_rows`, that many more as dev (TSV files with text, text_pair where the data has pairs, and label)."""
     import csv
 
     from etk_core.data.load import load_records
 
     folder.mkdir(parents=True, exist_ok=True)
-    chosen = {"source": load_records(f"amazon_{source}:train", {})[:source_rows]}
-    target_records = load_records(f"amazon_{target}:train", {})
-    chosen.update(target=target_records[:target_rows], dev=target_records[target_rows: target_rows + 200])
+    chosen = {"source": load_records(source, {})[:source_rows]}
+    target_records = load_records(target, {})
+    chosen["target"] = target_records[:target_rows]
+    if dev_rows:
+        chosen["dev"] = target_records[target_rows: target_rows + dev_rows]
+    keys = ["text", "text_pair", "label"] if "text_pair" in chosen["target"][0] else ["text", "label"]
     for role, records in chosen.items():
         with open(folder / f"{role}.tsv", "w", encoding="utf-8", newline="") as file:
-            writer = csv.DictWriter(file, ["text", "label"], delimiter="\t")
+            writer = csv.DictWriter(file, keys, delimiter="\t", extrasaction="ignore")
             writer.writeheader()
-            writer.writerows({"text": " ".join(r["text"].split()), "label": r["label"]} for r in records)
+            writer.writerows({key: " ".join(str(r[key]).split()) for key in keys} for r in records)
 
 
 def data_args(setting: str, runs: Path, args: argparse.Namespace) -> tuple[str, list[str]]:
-    """The app and `--data` arguments of a setting."""
-    if setting == "qqp-cikm":
-        return "text_match", ["--data", "source=qqp:train", "--data", "target=cikm_en:train",
-                              "--data", "dev=cikm_en:dev", "--data", "test=cikm_en:test",
-                              "--set", f"data.max_rows={args.max_rows}"]
-    source, target = setting.split("-")
+    """The app and `--data` arguments of a setting (its split files written on first use)."""
     splits = runs / f"splits-{setting}"
+    files = ["--data", f"source={splits / 'source.tsv'}", "--data", f"target={splits / 'target.tsv'}"]
+    if setting == "qqp-cikm":
+        if not (splits / "target.tsv").is_file():
+            write_splits(splits, "qqp:train", "cikm_en:train", args.qqp_rows, args.cikm_rows, 0)
+        return "text_match", [*files, "--data", "dev=cikm_en:dev", "--data", "test=cikm_en:test"]
+    source, target = setting.split("-")
     if not (splits / "dev.tsv").is_file():
-        write_amazon_splits(splits, source, target, args.source_rows, args.target_rows)
-    return "text_classify", ["--data", f"source={splits / 'source.tsv'}", "--data", f"target={splits / 'target.tsv'}",
-                             "--data", f"dev={splits / 'dev.tsv'}", "--data", f"test=amazon_{target}:dev"]
+        write_splits(splits, f"amazon_{source}:train", f"amazon_{target}:train", args.source_rows,
+                     args.target_rows, 200)
+    return "text_classify", [*files, "--data", f"dev={splits / 'dev.tsv'}", "--data", f"test=amazon_{target}:dev"]
+
+
+def epochs(setting: str, args: argparse.Namespace) -> float:
+    """The budget of a setting in passes over its target training data."""
+    return args.epochs if setting == "qqp-cikm" else args.amazon_epochs
 
 
 def positive_class(run: Path) -> dict[str, float]:
@@ -84,8 +94,11 @@ def cell(values: list[float]) -> str:
 
 def tables(done: list[dict[str, Any]], args: argparse.Namespace) -> str:
     seeds = sorted({r["seed"] for r in done})
-    lines = [f"Model `{args.model}`; {args.epochs} epochs over the target's training data (every row the same steps "
-             f"and batch sizes), max length {args.max_length}; seeds {', '.join(map(str, seeds))}; measured "
+    lines = [f"Model `{args.model}`; every row the same steps and batch sizes (epochs over the target's training "
+             f"data), max length {args.max_length}; Quora {args.qqp_rows} pairs → CIKM {args.cikm_rows}, "
+             f"{args.epochs} epochs (test: CIKM's 1,000); Amazon {args.source_rows} source reviews → "
+             f"{args.target_rows} target reviews, {args.amazon_epochs} epochs (test: the target's 400 dev "
+             f"reviews); seeds {', '.join(map(str, seeds))}; measured "
              f"{time.strftime('%Y-%m-%d')} on {args.where}.", ""]
     columns = [("qqp-cikm", "test_prec1", "Prec@1"), ("qqp-cikm", "test_rec1", "Rec@1"),
                ("qqp-cikm", "test_f1_1", "F1@1"), ("qqp-cikm", "test_accuracy", "ACC"),
@@ -110,9 +123,12 @@ def main() -> None:
     parser.add_argument("--settings", default=",".join(SETTINGS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--model", default="minilm-l6")
-    parser.add_argument("--epochs", type=float, default=3)
+    parser.add_argument("--epochs", type=float, default=3, help="passes over CIKM's target pairs")
+    parser.add_argument("--amazon-epochs", type=float, default=10,
+                        help="passes over the Amazon target reviews (200 reviews: 7 steps an epoch)")
     parser.add_argument("--max-length", type=int, default=64)
-    parser.add_argument("--max-rows", type=int, default=2000, help="rows read per QQP/CIKM source")
+    parser.add_argument("--qqp-rows", type=int, default=4000, help="Quora pairs of the source")
+    parser.add_argument("--cikm-rows", type=int, default=1000, help="CIKM train pairs of the target")
     parser.add_argument("--source-rows", type=int, default=1600, help="Amazon source reviews")
     parser.add_argument("--target-rows", type=int, default=200, help="Amazon target reviews to train on")
     parser.add_argument("--set", action="append", default=[], help="extra config KEY=VALUE for every run")
@@ -142,7 +158,7 @@ def main() -> None:
                     shutil.rmtree(runs / key)
                 app, data = data_args(setting, runs, args)
                 metrics = etk_train(["--app", app, "--algo", method, "--model", args.model, *data,
-                                     "--set", f"seed={seed}", "--set", f"train.epochs={args.epochs}",
+                                     "--set", f"seed={seed}", "--set", f"train.epochs={epochs(setting, args)}",
                                      "--set", f"train.max_length={args.max_length}",
                                      *sum((["--set", s] for s in args.set), [])], runs / key, key)
                 if setting == "qqp-cikm":

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from etk_core import config as config_mod
+from etk_core.artifact import DOMAINS_DIR
 from etk_core.errors import ConfigError, DamagedFileError, EtkError
 from etk_core.interfaces import Algorithm, App, Record, Strategy
 from etk_core.registry import get_component
@@ -227,7 +228,7 @@ def output_state(folder: Path) -> tuple[str, str]:
             continue
         if entry.name in EARLY_FILES and (entry.is_file() or entry.name == CACHE_DIR):
             continue
-        if entry.name in ("model", "summary.json") or entry.name.endswith(".old"):
+        if entry.name in ("model", "summary.json", DOMAINS_DIR) or entry.name.endswith(".old"):
             return "run", entry.name
         state, detail = "other", entry.name
     if state == "early" and kept and "config.yaml" not in kept:  # not started by etk (it writes that first)

@@ -88,6 +88,21 @@ def test_atomic_writes_and_tensors_follow_the_umask(tmp_path, mask, mode):
         == [oct(mode)] * 2
 
 
+def test_a_module_shared_by_two_parts_saves_and_loads_back_into_one_parameter(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from etk_core.io import save_tensors
+
+    shared = torch.nn.Embedding(5, 3)
+    model = torch.nn.ModuleDict({"a": shared, "b": torch.nn.ModuleDict({"table": shared})})
+    save_tensors(model.state_dict(), tmp_path / "model.safetensors")  # safetensors refuses shared storage
+    again = torch.nn.ModuleDict({"a": torch.nn.Embedding(5, 3)})
+    again["b"] = torch.nn.ModuleDict({"table": again["a"]})
+    again.load_state_dict(load_file(str(tmp_path / "model.safetensors")))
+    assert torch.equal(again["a"].weight, shared.weight) and again["b"]["table"] is again["a"]
+
+
 # -- digests, retention, weights once ----------------------------------------------------------------
 
 def test_checkpoints_and_artifacts_record_their_digests(trained):

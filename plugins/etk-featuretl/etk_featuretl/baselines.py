@@ -7,9 +7,10 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+from etk_core.artifact import DOMAINS_DIR
 from etk_core.interfaces import Algorithm
 
-SOURCE_ARTIFACT = "domains/source"
+SOURCE_ARTIFACT = f"{DOMAINS_DIR}/source"
 
 
 class SrcThenTgt(Algorithm):

@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+from etk_core.artifact import DOMAINS_DIR
 from etk_core.config import Option
 from etk_core.errors import ConfigError
 from etk_core.interfaces import Algorithm
 
 TARGET = "target"
-DOMAINS_FOLDER = "domains"
 
 PRIVATE_OPTIONS: dict[str, Option] = {
     "private": Option(str, "full", "private part of each domain: full (a copy of the encoder; embedding tables "
@@ -118,7 +118,7 @@ class FeatureTransfer(Algorithm):
         return Stage(name=name, model=self.model, streams=streams, step=self.step, max_steps=total,
                      loss_weights=self.loss_weights(), modules=self.extra_modules(run), dev=run.dev(),
                      eval_model=lambda: self.model.domain_model(0),
-                     extra_artifacts=lambda: {f"{DOMAINS_FOLDER}/{domain}": self.model.domain_model(k)
+                     extra_artifacts=lambda: {f"{DOMAINS_DIR}/{domain}": self.model.domain_model(k)
                                               for k, domain in enumerate(self.domains) if k},
                      on_epoch_end=self.on_epoch_end)
 
