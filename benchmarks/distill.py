@@ -16,7 +16,6 @@ datasets folder (ETK_DATASETS_DIR or ../shared/datasets).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -25,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from etk_runs import etk_train, write_section
+from etk_runs import append_log, etk_train, read_log, write_section
 
 DOMAINS = ("books", "dvd", "electronics", "kitchen")
 METHODS = ("teacher", "student", "kd", "pkd", "distilbert", "tinybert", "mixed_teacher", "kd_mixed", "metakd",
@@ -192,7 +191,7 @@ def main() -> None:
     runs_dir.mkdir(parents=True, exist_ok=True)
     if not (runs_dir / "splits" / "dev-all.tsv").is_file():
         write_splits(runs_dir / "splits", args.train_rows, args.heldout)
-    done = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line] if log.is_file() else []
+    done = read_log(log)
     methods = args.methods.split(",")
     # seeds outside: a cut-short benchmark has every method for the first seeds
     for seed in [] if args.table_only else args.seeds:
@@ -207,9 +206,7 @@ def main() -> None:
                     train_one(teacher, domain, seed, runs_dir, args)
                 records = train_one(method, domain, seed, runs_dir, args)
                 done.extend(records)
-                log.parent.mkdir(parents=True, exist_ok=True)
-                with open(log, "a", encoding="utf-8") as file:
-                    file.writelines(json.dumps(record) + "\n" for record in records)
+                append_log(log, records)
     speeds = {} if args.no_speed else measure_speeds(runs_dir, methods, args)
     text = tables(done, speeds, args)
     print(text)

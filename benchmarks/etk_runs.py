@@ -24,6 +24,20 @@ def etk_train(args: list[str], output: Path, label: str) -> dict[str, Any]:
     return metrics
 
 
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The records of a benchmark's JSON-lines run log (none where it does not exist yet)."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def append_log(path: Path, records: list[dict[str, Any]]) -> None:
+    """Append finished runs' records to a JSON-lines run log (a cut-short benchmark keeps what it finished)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as file:
+        file.writelines(json.dumps(record) + "\n" for record in records)
+
+
 def write_section(path: Path, begin: str, end: str, text: str) -> None:
     """Replace what lies between the markers `begin` and `end` in the file at `path` with `text`."""
     content = path.read_text(encoding="utf-8")

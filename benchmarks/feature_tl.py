@@ -14,7 +14,6 @@ plugins/etk-featuretl/README.md. Needs the shared datasets folder (ETK_DATASETS_
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -23,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from etk_runs import etk_train, write_section
+from etk_runs import append_log, etk_train, read_log, write_section
 
 METHODS = ("tgt_only", "src_only", "mixed", "src_then_tgt", "fs", "sp", "sp_adv", "drss", "drss_adv")
 SETTINGS = ("qqp-cikm", "books-dvd", "electronics-kitchen")
@@ -147,7 +146,7 @@ def main() -> None:
         args.seeds, args.set = args.seeds[:1], [*args.set, "train.max_steps=3"]
     runs, log = Path(args.runs), Path(args.log or Path(args.runs) / "runs.jsonl")
     runs.mkdir(parents=True, exist_ok=True)
-    done = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line] if log.is_file() else []
+    done = read_log(log)
     for seed in [] if args.table_only else args.seeds:
         for setting in args.settings.split(","):
             for method in args.methods.split(","):
@@ -165,9 +164,7 @@ def main() -> None:
                     metrics.update(positive_class(runs / key))
                 record = {"key": key, "method": method, "setting": setting, "seed": seed, **metrics}
                 done.append(record)
-                log.parent.mkdir(parents=True, exist_ok=True)
-                with open(log, "a", encoding="utf-8") as file:
-                    file.write(json.dumps(record) + "\n")
+                append_log(log, [record])
                 print(f"{key:32s} test acc {metrics.get('test_accuracy', float('nan')):.4f} "
                       f"({metrics['seconds']:.0f} s)", file=sys.stderr, flush=True)
     text = tables(done, args)
